@@ -1,0 +1,33 @@
+//! Builds the standard plugins for wasm32-wasip2 so the `guard` binary can
+//! embed them: `guard` works out of the box, and the embedded plugins load
+//! through exactly the same WebAssembly path as any plugin from `--plugins`.
+
+use std::{env, fmt::Write as _, fs, path::PathBuf};
+
+include!("guest-build.rs");
+
+/// The standard plugins embedded in the binary.
+const PLUGINS: &[&str] = &["pack-std", "detect-tests"];
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().expect("host/ has a parent").to_path_buf();
+    guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "wit"]);
+    println!("cargo:rerun-if-changed=guest-build.rs");
+
+    let built = guest_build::build(&workspace, PLUGINS);
+    let mut src = String::from(
+        "/// The standard plugins: (package name, component bytes).\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, path) in &built {
+        writeln!(
+            src,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to String");
+    }
+    src.push_str("];\n");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("embedded.rs");
+    fs::write(out, src).expect("write embedded.rs");
+}

@@ -1,0 +1,146 @@
+//! The `guard` command line: global options, set-up shared by subcommands
+//! (configuration, database, runtime with plugins), and one file per
+//! subcommand.
+
+mod config_cmd;
+mod detect;
+mod plugins;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::runtime::loader::LoadFailure;
+use crate::store::Store;
+
+/// guard: reads a failed CI job's log, says why it failed with the evidence,
+/// heals what a retry or a cache reset can heal, and refuses to burn CI
+/// minutes on what no retry can fix.
+#[derive(Debug, Parser)]
+#[command(name = "guard", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, clap::Args, Clone)]
+pub struct Global {
+    /// Data directory: the sled database (DIR/db) and the compile cache (DIR/compiled).
+    #[arg(long, global = true, env = "GUARD_DATA", default_value = ".guard")]
+    pub data: PathBuf,
+    /// Configuration file (guard.toml); see `guard config template`.
+    #[arg(long, global = true, env = "GUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log verbosity for guard's own diagnostics (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "GUARD_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Diagnose CI logs: one verdict per file, with evidence lines.
+    Detect(detect::Args),
+    /// List and check plugins.
+    #[command(subcommand)]
+    Plugins(plugins::Command),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(config_cmd::Command),
+}
+
+/// Entry point of the `guard` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Detect(args) => detect::run(&cli.global, args).await,
+            Command::Plugins(cmd) => plugins::run(&cli.global, cmd).await,
+            Command::Config(cmd) => config_cmd::run(&cli.global, cmd),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Loads the configuration named by `--config` (defaults when none).
+pub fn load_config(global: &Global) -> Result<Config> {
+    match &global.config {
+        Some(path) => {
+            Config::load(path).with_context(|| format!("loading configuration {}", path.display()))
+        }
+        None => Ok(Config::default()),
+    }
+}
+
+/// Opens the database under `--data`, falling back to a temporary one (with
+/// a warning) when a running daemon holds it.
+pub fn open_store(global: &Global) -> Result<Store> {
+    let dir = global.data.join("db");
+    std::fs::create_dir_all(&global.data)
+        .with_context(|| format!("creating data directory {}", global.data.display()))?;
+    let (store, fallback) = Store::open_or_temporary(&dir)
+        .with_context(|| format!("opening database {}", dir.display()))?;
+    if let Some(why) = fallback {
+        tracing::warn!("{why}");
+    }
+    Ok(store)
+}
+
+/// Builds a runtime with the embedded plugins plus those of `plugins_dir`.
+/// Plugins that fail to load are returned (and logged), not fatal.
+pub async fn runtime(
+    global: &Global,
+    plugins_dir: Option<&Path>,
+) -> Result<(Arc<Runtime>, Vec<LoadFailure>)> {
+    let config = Arc::new(load_config(global)?);
+    let store = open_store(global)?;
+    let mut runtime = Runtime::new(config, store, Some(global.data.join("compiled")))
+        .context("starting the plugin runtime")?;
+    let mut failures = runtime.load_embedded().await;
+    if let Some(dir) = plugins_dir {
+        failures.extend(
+            runtime
+                .load_dir(dir)
+                .await
+                .with_context(|| format!("reading plugin directory {}", dir.display()))?,
+        );
+    }
+    for f in &failures {
+        tracing::warn!("plugin not loaded: {}", f.error);
+    }
+    Ok((Arc::new(runtime), failures))
+}

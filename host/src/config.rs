@@ -1,0 +1,446 @@
+//! guard.toml: platforms, per-plugin grants, healing budgets and limits.
+//!
+//! String values may reference environment variables as `${NAME}` so tokens
+//! and secrets stay out of the file; a reference to an unset variable is an
+//! error naming it (a silently empty token is worse than a clear stop).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// `${NAME}` names an unset variable.
+    #[error("{path}: `{key}` uses ${{{var}}}, but the environment variable {var} is not set")]
+    MissingEnv {
+        /// The file.
+        path: PathBuf,
+        /// The key holding the reference.
+        key: String,
+        /// The variable.
+        var: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration. Every section is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// GitHub Actions.
+    pub github: Option<GitHub>,
+    /// GitLab CI.
+    pub gitlab: Option<GitLab>,
+    /// Jenkins.
+    pub jenkins: Option<Jenkins>,
+    /// Per-plugin settings, keyed by plugin id.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// Healing budgets.
+    pub heal: Heal,
+    /// Sandbox limits for every plugin call.
+    pub limits: Limits,
+}
+
+/// `[github]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHub {
+    /// API base URL (GitHub Enterprise: `https://HOST/api/v3`).
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// Token used for the REST API.
+    pub token: Option<String>,
+    /// Secret for `X-Hub-Signature-256`.
+    pub webhook_secret: Option<String>,
+}
+
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+
+/// `[gitlab]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitLab {
+    /// Instance URL.
+    #[serde(default = "default_gitlab_url")]
+    pub url: String,
+    /// Token used for the REST API.
+    pub token: Option<String>,
+    /// Value expected in `X-Gitlab-Token`.
+    pub webhook_secret: Option<String>,
+}
+
+fn default_gitlab_url() -> String {
+    "https://gitlab.com".into()
+}
+
+/// `[jenkins]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jenkins {
+    /// Jenkins URL.
+    pub url: String,
+    /// User for API-token basic auth.
+    pub user: Option<String>,
+    /// API token.
+    pub token: Option<String>,
+    /// Shared token expected on webhook calls.
+    pub webhook_secret: Option<String>,
+}
+
+/// `[plugins.<id>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// Capabilities granted beyond the defaults (`log`, own `kv`), e.g.
+    /// `ci.rerun-job`, `exec:npm`, `http:status.example.com`, `fs:workspace`.
+    pub grants: Vec<String>,
+    /// When set, the plugin file must have this sha256 or it is refused.
+    pub sha256: Option<String>,
+    /// Roots for the `fs` capability: name → directory.
+    pub fs_roots: BTreeMap<String, PathBuf>,
+    /// Set to false to skip the plugin entirely.
+    pub enabled: Option<bool>,
+}
+
+/// `[heal]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heal {
+    /// Heals per job per commit.
+    pub max_retries_per_job: u32,
+    /// Heals per repository per hour.
+    pub max_retries_per_repo_hour: u32,
+    /// Base of the exponential backoff between re-runs, in seconds.
+    pub backoff_base_secs: u64,
+    /// Never heal a job past this attempt number.
+    pub max_attempt: u32,
+}
+
+impl Default for Heal {
+    fn default() -> Self {
+        Heal {
+            max_retries_per_job: 2,
+            max_retries_per_repo_hour: 20,
+            backoff_base_secs: 30,
+            max_attempt: 5,
+        }
+    }
+}
+
+/// Hard upper bound on `max_retries_per_job`, whatever the config says:
+/// retry loops are the failure mode users of auto-retry tools fear most.
+pub const HARD_MAX_RETRIES_PER_JOB: u32 = 5;
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory per plugin instance, in MiB.
+    pub memory_mib: u64,
+    /// CPU time per plugin call, in milliseconds (epoch-based).
+    pub cpu_ms: u64,
+    /// Wall-clock time per plugin call, in milliseconds, host calls included.
+    pub call_timeout_ms: u64,
+    /// Findings kept per detector per log.
+    pub max_findings: usize,
+    /// Bytes kept per log line (longer lines are cut).
+    pub max_line_bytes: usize,
+    /// Bytes per chunk streamed to detector plugins.
+    pub chunk_bytes: usize,
+    /// Bytes of a plugin's stdout/stderr kept for its log.
+    pub plugin_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            cpu_ms: 2_000,
+            call_timeout_ms: 10_000,
+            max_findings: 200,
+            max_line_bytes: 8 * 1024,
+            chunk_bytes: 256 * 1024,
+            plugin_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, interpolating `${ENV}` references.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, &|v| std::env::var(v).ok())
+    }
+
+    /// Parses configuration text; `env` resolves `${NAME}` references.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        interpolate(&mut value, "", path, env)?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.heal.max_retries_per_job > HARD_MAX_RETRIES_PER_JOB {
+            return Err(invalid(format!(
+                "[heal] max_retries_per_job = {} exceeds the hard cap of {HARD_MAX_RETRIES_PER_JOB}",
+                self.heal.max_retries_per_job
+            )));
+        }
+        let l = &self.limits;
+        if l.memory_mib == 0
+            || l.cpu_ms == 0
+            || l.call_timeout_ms == 0
+            || l.chunk_bytes < 1024
+            || l.max_line_bytes < 80
+        {
+            return Err(invalid(
+                "[limits] values must be positive (chunk_bytes ≥ 1024, max_line_bytes ≥ 80)".into(),
+            ));
+        }
+        for (id, p) in &self.plugins {
+            for g in &p.grants {
+                crate::caps::grants::Grant::parse(g)
+                    .map_err(|e| invalid(format!("[plugins.{id}] grants: {e}")))?;
+            }
+            if let Some(h) = &p.sha256
+                && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(invalid(format!(
+                    "[plugins.{id}] sha256 must be 64 hex digits"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings of plugin `id` (defaults when it has none).
+    pub fn plugin(&self, id: &str) -> PluginConfig {
+        self.plugins.get(id).cloned().unwrap_or_default()
+    }
+}
+
+fn interpolate(
+    value: &mut toml::Value,
+    key: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            if s.contains("${") {
+                *s = expand(s, &|var| {
+                    env(var).ok_or_else(|| ConfigError::MissingEnv {
+                        path: path.to_path_buf(),
+                        key: key.to_string(),
+                        var: var.to_string(),
+                    })
+                })?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                interpolate(v, &format!("{key}[{i}]"), path, env)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                let sub = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                interpolate(v, &sub, path, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands `${NAME}` references; `$${` is a literal `${`.
+fn expand(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Result<String, ConfigError>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        if rest[..i].ends_with('$') {
+            out.push_str(&rest[..i - 1]);
+            out.push_str("${");
+            rest = &rest[i + 2..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(&lookup(&after[..end])?);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A commented configuration with every key at its default, for
+/// `guard config template`.
+pub const TEMPLATE: &str = r#"# guard.toml — configuration for guard.
+# Every section is optional. String values may use ${ENV_VAR}; an unset
+# variable is an error (write $${ for a literal "${").
+
+# GitHub Actions: REST API for logs and re-runs, webhook signature secret.
+[github]
+api_url = "https://api.github.com"      # GitHub Enterprise: https://HOST/api/v3
+token = "${GITHUB_TOKEN}"               # needs actions:write to re-run jobs
+webhook_secret = "${GUARD_GITHUB_WEBHOOK_SECRET}"
+
+# GitLab CI: job traces, retries and notes; X-Gitlab-Token secret.
+[gitlab]
+url = "https://gitlab.com"
+token = "${GITLAB_TOKEN}"
+webhook_secret = "${GUARD_GITLAB_WEBHOOK_SECRET}"
+
+# Jenkins: consoleText, build and stop with API-token basic auth.
+[jenkins]
+url = "https://jenkins.example.com"
+user = "guard"
+token = "${JENKINS_TOKEN}"
+webhook_secret = "${GUARD_JENKINS_WEBHOOK_SECRET}"
+
+# Plugins get `log` and their own `kv` namespace; everything else is denied
+# until granted here, per plugin id. Grants:
+#   ci.rerun-job  ci.rerun-failed-jobs  ci.clear-caches  ci.cancel  ci.annotate
+#   exec:<program>     run an allow-listed program, e.g. exec:npm
+#   http:<host>        HTTP(S) to that host only, e.g. http:status.npmjs.org
+#   fs:<root>          read-only files under a root named in fs_roots
+# [plugins.my-healer]
+# grants = ["ci.rerun-job", "exec:npm", "fs:workspace"]
+# fs_roots = { workspace = "/srv/ci/workspace" }
+# sha256 = "…"       # pin the plugin file: a different file is refused
+# enabled = true
+
+# Healing budgets. max_retries_per_job has a hard cap of 5.
+[heal]
+max_retries_per_job = 2
+max_retries_per_repo_hour = 20
+backoff_base_secs = 30
+max_attempt = 5
+
+# Sandbox limits applied to every plugin call.
+[limits]
+memory_mib = 64           # linear memory per plugin instance
+cpu_ms = 2000             # CPU time per call (epoch interruption)
+call_timeout_ms = 10000   # wall-clock time per call, host calls included
+max_findings = 200        # findings kept per detector per log
+max_line_bytes = 8192     # longer log lines are cut
+chunk_bytes = 262144      # log bytes per detector feed call
+plugin_output_bytes = 65536
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &str) -> Option<String> {
+        match v {
+            "GITHUB_TOKEN" => Some("ghs_x".into()),
+            "GUARD_GITHUB_WEBHOOK_SECRET"
+            | "GITLAB_TOKEN"
+            | "GUARD_GITLAB_WEBHOOK_SECRET"
+            | "JENKINS_TOKEN"
+            | "GUARD_JENKINS_WEBHOOK_SECRET" => Some("s".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let c = Config::parse(TEMPLATE, Path::new("t.toml"), &env).unwrap();
+        assert_eq!(c.github.unwrap().token.as_deref(), Some("ghs_x"));
+        assert_eq!(c.heal.max_retries_per_job, 2);
+        assert_eq!(c.limits.memory_mib, Limits::default().memory_mib);
+    }
+
+    #[test]
+    fn missing_env_names_the_variable_and_key() {
+        let e = Config::parse("[github]\ntoken = \"${NOPE}\"\n", Path::new("g.toml"), &env)
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("NOPE") && msg.contains("github.token"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn literal_dollar_brace_and_unknown_keys() {
+        let c = Config::parse("[github]\ntoken = \"a$${b}\"\n", Path::new("g.toml"), &env).unwrap();
+        assert_eq!(c.github.unwrap().token.as_deref(), Some("a${b}"));
+        let e = Config::parse("[heal]\nretries = 3\n", Path::new("g.toml"), &env).unwrap_err();
+        assert!(e.to_string().contains("retries"), "{e}");
+    }
+
+    #[test]
+    fn hard_cap_and_bad_grants_are_refused() {
+        assert!(Config::parse("[heal]\nmax_retries_per_job = 50\n", Path::new("g"), &env).is_err());
+        let e = Config::parse(
+            "[plugins.x]\ngrants = [\"root-shell\"]\n",
+            Path::new("g"),
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("root-shell"), "{e}");
+    }
+}

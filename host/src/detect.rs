@@ -1,0 +1,213 @@
+//! The detection pipeline: read a log line by line in bounded memory,
+//! normalise it, run the native rule scanner over every line, stream chunks
+//! of normalised lines to the WASM detector plugins, and combine everything
+//! into a [`Diagnosis`].
+
+pub mod diagnosis;
+pub mod normalize;
+pub mod reader;
+pub mod scanner;
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use diagnosis::Diagnosis;
+use diagnosis::Position;
+use scanner::{RuleError, RuleSet};
+
+use crate::model::{Finding, Job};
+use crate::runtime::detector::ScanSession;
+use crate::runtime::{PluginKind, Runtime};
+
+/// Errors that stop the analysis of one log (plugin failures do not: they
+/// are reported in [`Report::plugin_errors`] and the others carry on).
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The log could not be read.
+    #[error("cannot read the log: {0}")]
+    Read(#[from] std::io::Error),
+    /// The log has more lines than line numbers can hold.
+    #[error("the log has more than {} lines", u32::MAX)]
+    TooManyLines,
+}
+
+/// The result of analysing one log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The verdict.
+    #[serde(flatten)]
+    pub diagnosis: Diagnosis,
+    /// Lines read.
+    pub lines: u32,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Plugins that failed on this log (contained; their findings are missing).
+    pub plugin_errors: Vec<String>,
+}
+
+/// Runs the pipeline with a runtime's packs and detectors.
+#[derive(Debug)]
+pub struct Analyzer {
+    runtime: Arc<Runtime>,
+    rules: Arc<RuleSet>,
+}
+
+impl Analyzer {
+    /// Compiles the rules of every loaded pack. Rules that do not compile
+    /// are returned, each naming its pack and rule; the rest are active.
+    pub fn new(runtime: Arc<Runtime>) -> (Analyzer, Vec<RuleError>) {
+        let packs: Vec<_> = runtime.plugins_of(PluginKind::Pack).cloned().collect();
+        let (rules, errors) = RuleSet::compile(
+            packs
+                .iter()
+                .flat_map(|p| p.rules.iter().map(move |r| (p.id(), r))),
+        );
+        for e in &errors {
+            tracing::warn!("rule rejected: {e}");
+        }
+        (
+            Analyzer {
+                runtime,
+                rules: Arc::new(rules),
+            },
+            errors,
+        )
+    }
+
+    /// The compiled rules.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Analyses one log. `progress` is told the bytes read so far.
+    pub async fn analyze<R: BufRead>(
+        &self,
+        input: R,
+        job: &Job,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Report, DetectError> {
+        let limits = self.runtime.config().limits.clone();
+        let mut plugin_errors = Vec::new();
+        let mut sessions: Vec<ScanSession> = Vec::new();
+        for plugin in self.runtime.plugins_of(PluginKind::Detector) {
+            match self.runtime.start_scan(plugin, job).await {
+                Ok(s) => sessions.push(s),
+                Err(e) => plugin_errors.push(e.to_string()),
+            }
+        }
+        let mut reader = reader::LineReader::new(input, limits.max_line_bytes.saturating_mul(4));
+        let mut scan = self.rules.scan();
+        let mut raw = Vec::new();
+        let mut text = String::new();
+        let mut chunk = String::new();
+        let mut chunk_first: u32 = 1;
+        let mut number: u32 = 0;
+        let mut marked_lines: Vec<u32> = Vec::new();
+        let mut last_progress = 0u64;
+        while reader.next_line(&mut raw)? {
+            number = number.checked_add(1).ok_or(DetectError::TooManyLines)?;
+            let marker = normalize::normalize_into(&raw, limits.max_line_bytes, &mut text);
+            if marker && marked_lines.len() < 10_000 {
+                marked_lines.push(number);
+            }
+            scan.line(number, &text, marker);
+            if !sessions.is_empty() {
+                if !chunk.is_empty() {
+                    chunk.push('\n');
+                }
+                chunk.push_str(&text);
+                if chunk.len() >= limits.chunk_bytes {
+                    self.feed_all(&mut sessions, &chunk, chunk_first, &mut plugin_errors)
+                        .await;
+                    chunk.clear();
+                    chunk_first = number + 1;
+                }
+            }
+            if reader.bytes - last_progress >= 1 << 20 {
+                last_progress = reader.bytes;
+                progress(reader.bytes);
+            }
+        }
+        progress(reader.bytes);
+        if !chunk.is_empty() {
+            self.feed_all(&mut sessions, &chunk, chunk_first, &mut plugin_errors)
+                .await;
+        }
+        let mut findings: Vec<(Finding, Position)> = scan
+            .finish()
+            .into_iter()
+            .map(|(f, hit)| {
+                let last_line = f.evidence.iter().map(|e| e.line).max().unwrap_or(0);
+                (
+                    f,
+                    Position {
+                        last_line,
+                        marked: hit.marked > 0,
+                        count: hit.count,
+                    },
+                )
+            })
+            .collect();
+        for session in sessions {
+            let id = session.plugin().id().to_string();
+            match session.finish(&self.runtime).await {
+                Ok(found) => {
+                    for f in found {
+                        let last_line = f.evidence.iter().map(|e| e.line).max().unwrap_or(0);
+                        let marked = f
+                            .evidence
+                            .iter()
+                            .any(|e| marked_lines.binary_search(&e.line).is_ok());
+                        let count = f.evidence.len() as u32;
+                        findings.push((
+                            f,
+                            Position {
+                                last_line,
+                                marked,
+                                count,
+                            },
+                        ));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(plugin = %id, "detector failed: {e}");
+                    plugin_errors.push(e.to_string());
+                }
+            }
+        }
+        Ok(Report {
+            diagnosis: diagnosis::diagnose(findings, number),
+            lines: number,
+            bytes: reader.bytes,
+            plugin_errors,
+        })
+    }
+
+    async fn feed_all(
+        &self,
+        sessions: &mut Vec<ScanSession>,
+        chunk: &str,
+        first: u32,
+        errors: &mut Vec<String>,
+    ) {
+        let mut i = 0;
+        while i < sessions.len() {
+            match sessions[i].feed(&self.runtime, chunk, first).await {
+                Ok(()) => i += 1,
+                // A failed detector is dropped for the rest of this log; its
+                // store (and any runaway state) goes with it.
+                Err(e) => {
+                    errors.push(e.to_string());
+                    sessions.remove(i);
+                }
+            }
+        }
+    }
+}

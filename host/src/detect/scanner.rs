@@ -1,0 +1,347 @@
+//! The native rule scanner: every pack rule (and, later, learned rules)
+//! compiled once into a [`RuleSet`]; a scan passes each normalised line
+//! through one `RegexSet` test and only runs individual rules (for
+//! captures and `unless`) on the rare lines the set matches.
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use crate::model::{Evidence, Finding, Rule};
+
+/// Longest accepted pattern, in bytes.
+const MAX_PATTERN: usize = 4096;
+/// Compiled program size allowed per rule.
+const RULE_SIZE_LIMIT: usize = 1 << 20;
+/// Evidence lines kept from the start and from the end of a rule's matches.
+const KEEP_FIRST: usize = 3;
+const KEEP_LAST: usize = 3;
+/// Facts kept per rule.
+const MAX_FACTS: usize = 50;
+
+/// A rule that could not be compiled, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pack {pack}: rule {rule}: {message}")]
+pub struct RuleError {
+    /// The pack (or `learned`) it came from.
+    pub pack: String,
+    /// The rule id.
+    pub rule: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    rule: Rule,
+    source: String,
+    regex: Regex,
+    unless: Option<Regex>,
+    capture_names: Vec<String>,
+}
+
+/// A compiled set of rules.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+    set: RegexSet,
+}
+
+impl RuleSet {
+    /// Compiles `(source, rule)` pairs. Invalid, oversized or duplicate rules
+    /// are returned as errors; the rest form the set.
+    pub fn compile<'a>(
+        rules: impl IntoIterator<Item = (&'a str, &'a Rule)>,
+    ) -> (RuleSet, Vec<RuleError>) {
+        let mut compiled: Vec<CompiledRule> = Vec::new();
+        let mut errors = Vec::new();
+        for (source, rule) in rules {
+            let err = |message: String| RuleError {
+                pack: source.to_string(),
+                rule: rule.id.clone(),
+                message,
+            };
+            if rule.id.is_empty() {
+                errors.push(err("empty rule id".into()));
+                continue;
+            }
+            if let Some(prev) = compiled.iter().find(|c| c.rule.id == rule.id) {
+                errors.push(err(format!(
+                    "duplicate id (already defined by {})",
+                    prev.source
+                )));
+                continue;
+            }
+            match compile_one(rule) {
+                Ok((regex, unless)) => {
+                    let capture_names = regex
+                        .capture_names()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect();
+                    compiled.push(CompiledRule {
+                        rule: rule.clone(),
+                        source: source.to_string(),
+                        regex,
+                        unless,
+                        capture_names,
+                    });
+                }
+                Err(message) => errors.push(err(message)),
+            }
+        }
+        let set = RegexSetBuilder::new(compiled.iter().map(|c| c.rule.pattern.as_str()))
+            .size_limit(RULE_SIZE_LIMIT.saturating_mul(compiled.len().max(1)))
+            .dfa_size_limit(64 << 20)
+            .build();
+        let set = match set {
+            Ok(s) => s,
+            Err(e) => {
+                // Each rule compiled alone, so the set can only exceed the
+                // combined size limit; scanning rule by rule is slower but right.
+                tracing::warn!(
+                    "rule set too large for one automaton ({e}); falling back to an always-match prefilter"
+                );
+                RegexSet::new([""]).unwrap_or_else(|_| RegexSet::empty())
+            }
+        };
+        (
+            RuleSet {
+                rules: compiled,
+                set,
+            },
+            errors,
+        )
+    }
+
+    /// Number of active rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The active rules with their sources.
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &Rule)> {
+        self.rules.iter().map(|c| (c.source.as_str(), &c.rule))
+    }
+
+    /// A new scan over one log.
+    pub fn scan(&self) -> Scan<'_> {
+        Scan {
+            set: self,
+            hits: Vec::new(),
+            matched: Vec::new(),
+        }
+    }
+}
+
+fn compile_one(rule: &Rule) -> Result<(Regex, Option<Regex>), String> {
+    let build = |p: &str, what: &str| -> Result<Regex, String> {
+        if p.len() > MAX_PATTERN {
+            return Err(format!(
+                "{what} is {} bytes (at most {MAX_PATTERN})",
+                p.len()
+            ));
+        }
+        RegexBuilder::new(p)
+            .size_limit(RULE_SIZE_LIMIT)
+            .dfa_size_limit(RULE_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
+                format!(
+                    "{what} does not compile: {}",
+                    e.to_string().lines().last().unwrap_or_default().trim()
+                )
+            })
+    };
+    let regex = build(&rule.pattern, "pattern")?;
+    if regex.is_match("") {
+        return Err("pattern matches the empty line, so it would match every log".into());
+    }
+    let unless = rule
+        .unless
+        .as_deref()
+        .map(|u| build(u, "unless"))
+        .transpose()?;
+    if !(0.0..=1.0).contains(&rule.confidence) {
+        return Err(format!("confidence {} is outside 0.0–1.0", rule.confidence));
+    }
+    Ok((regex, unless))
+}
+
+/// Matches of one rule in one log.
+#[derive(Debug, Clone)]
+pub struct RuleHit {
+    /// Matching lines.
+    pub count: u32,
+    /// Matching lines that carried a CI error marker.
+    pub marked: u32,
+    /// First matches.
+    pub first: Vec<Evidence>,
+    /// Last matches (ring, oldest first after [`Scan::finish`]).
+    pub last: Vec<Evidence>,
+    /// Named captures.
+    pub facts: Vec<(String, String)>,
+}
+
+/// A scan in progress.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    set: &'a RuleSet,
+    /// Hits by rule index.
+    hits: Vec<Option<RuleHit>>,
+    matched: Vec<usize>,
+}
+
+impl Scan<'_> {
+    /// Scans one normalised line.
+    #[inline]
+    pub fn line(&mut self, number: u32, text: &str, error_marker: bool) {
+        if !self.set.set.is_match(text) {
+            return;
+        }
+        self.matched.clear();
+        self.matched.extend(self.set.set.matches(text).iter());
+        for i in 0..self.matched.len() {
+            let idx = self.matched[i];
+            let Some(rule) = self.set.rules.get(idx) else {
+                continue;
+            };
+            let Some(caps) = rule.regex.captures(text) else {
+                continue;
+            };
+            if rule.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                continue;
+            }
+            if self.hits.len() <= idx {
+                self.hits.resize(self.set.rules.len(), None);
+            }
+            let hit = self.hits[idx].get_or_insert_with(|| RuleHit {
+                count: 0,
+                marked: 0,
+                first: Vec::new(),
+                last: Vec::new(),
+                facts: Vec::new(),
+            });
+            hit.count += 1;
+            if error_marker {
+                hit.marked += 1;
+            }
+            let ev = Evidence {
+                line: number,
+                text: text.to_string(),
+            };
+            if hit.first.len() < KEEP_FIRST {
+                hit.first.push(ev);
+            } else {
+                if hit.last.len() == KEEP_LAST {
+                    hit.last.remove(0);
+                }
+                hit.last.push(ev);
+            }
+            for name in &rule.capture_names {
+                if hit.facts.len() >= MAX_FACTS {
+                    break;
+                }
+                if let Some(m) = caps.name(name) {
+                    let fact = (
+                        name.trim_end_matches(|c: char| c.is_ascii_digit())
+                            .to_string(),
+                        m.as_str().to_string(),
+                    );
+                    if !hit.facts.contains(&fact) {
+                        hit.facts.push(fact);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The findings of this scan, one per matching rule, with the scan
+    /// statistics diagnosis needs.
+    pub fn finish(self) -> Vec<(Finding, RuleHit)> {
+        let mut out = Vec::new();
+        for (idx, hit) in self.hits.into_iter().enumerate() {
+            let Some(hit) = hit else { continue };
+            let Some(rule) = self.set.rules.get(idx) else {
+                continue;
+            };
+            // Chronological: the first matches (usually the root cause; later
+            // ones tend to be summaries), then the last ones.
+            let mut evidence: Vec<Evidence> = hit.first.clone();
+            evidence.extend(hit.last.iter().cloned());
+            let finding = Finding {
+                rule: rule.rule.id.clone(),
+                source: rule.source.clone(),
+                category: rule.rule.category,
+                failure_type: rule.rule.failure_type.clone(),
+                confidence: rule.rule.confidence,
+                evidence,
+                remedies: rule.rule.remedies.clone(),
+                facts: hit.facts.clone(),
+            };
+            out.push((finding, hit));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Category;
+
+    fn rule(id: &str, pattern: &str, unless: Option<&str>) -> Rule {
+        Rule {
+            id: id.into(),
+            category: Category::Network,
+            failure_type: "t".into(),
+            pattern: pattern.into(),
+            unless: unless.map(Into::into),
+            confidence: 0.9,
+            remedies: vec![],
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_rejected_one_by_one() {
+        let rules = [
+            rule("ok", "ENOTFOUND (?P<host>\\S+)", None),
+            rule("bad", "(unclosed", None),
+            rule("empty", "x*", None),
+            rule("ok", "dup", None),
+            rule("huge", &"a{1000}{1000}".to_string(), None),
+        ];
+        let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
+        assert_eq!(set.len(), 1);
+        let names: Vec<_> = errors.iter().map(|e| e.rule.as_str()).collect();
+        assert_eq!(names, ["bad", "empty", "ok", "huge"]);
+        assert!(errors[0].to_string().starts_with("pack p: rule bad:"));
+    }
+
+    #[test]
+    fn captures_unless_and_evidence_order() {
+        let rules = [rule("dns", "ENOTFOUND (?P<host>\\S+)", Some("retrying"))];
+        let (set, _) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
+        let mut scan = set.scan();
+        scan.line(1, "getaddrinfo ENOTFOUND a.example retrying", false);
+        scan.line(2, "getaddrinfo ENOTFOUND b.example", false);
+        scan.line(9, "getaddrinfo ENOTFOUND c.example", true);
+        let found = scan.finish();
+        assert_eq!(found.len(), 1);
+        let (f, hit) = &found[0];
+        assert_eq!(hit.count, 2);
+        assert_eq!(hit.marked, 1);
+        assert_eq!(f.evidence[0].line, 2);
+        assert_eq!(
+            f.facts,
+            vec![
+                ("host".to_string(), "b.example".to_string()),
+                ("host".to_string(), "c.example".to_string())
+            ]
+        );
+    }
+}

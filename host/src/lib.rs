@@ -1,0 +1,24 @@
+//! guard: a self-healing CI pipeline guard.
+//!
+//! guard reads a failed CI job's log, says in one line why it failed (with
+//! the evidence lines), heals what a retry or a cache reset can heal, and
+//! refuses to spend CI minutes on what no retry can fix.
+//!
+//! Detectors, healers and pattern packs are sandboxed WebAssembly components
+//! speaking the `guard:plugin` WIT contract (see `wit/`). This crate is the
+//! host: the runtime that loads them ([`runtime`]), the capabilities it grants
+//! them ([`caps`]), the detection pipeline ([`detect`]), the database
+//! ([`store`]), the configuration ([`config`]) and the command line ([`cli`]).
+
+pub mod caps;
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod model;
+pub mod runtime;
+pub mod store;
+
+/// The standard plugins, built from `plugins/` by `build.rs`.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}

@@ -1,0 +1,140 @@
+//! Calling detectors: a [`ScanSession`] owns one store and one `scan`
+//! resource for the length of one log; every export call on it gets its own
+//! CPU budget and wall-clock timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use super::bindings::detector::DetectorPlugin;
+use super::convert;
+use super::loader::{Plugin, Pre, Runtime, finish_call};
+use super::state::{PluginState, begin_call};
+use super::{RuntimeError, limits::Failure};
+use crate::model::{Finding, Job};
+
+/// One detector scanning one log.
+pub struct ScanSession {
+    plugin: Arc<Plugin>,
+    store: Store<PluginState>,
+    bindings: DetectorPlugin,
+    scan: ResourceAny,
+    timeout: Duration,
+    max_findings: usize,
+}
+
+impl std::fmt::Debug for ScanSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanSession")
+            .field("plugin", &self.plugin.info.id)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts `plugin` scanning the log of `job`.
+    pub async fn start_scan(
+        &self,
+        plugin: &Arc<Plugin>,
+        job: &Job,
+    ) -> Result<ScanSession, RuntimeError> {
+        let Pre::Detector(pre) = &plugin.pre else {
+            return Err(RuntimeError::Setup(format!(
+                "plugin {} is not a detector",
+                plugin.info.id
+            )));
+        };
+        plugin.check_quarantine()?;
+        let id = plugin.info.id.clone();
+        let mut store = self.new_store(self.context(plugin, Some(job.clone()), false));
+        let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
+        let result = async {
+            begin_call(&mut store);
+            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
+            let bindings = finish_call(&store, &id, "instantiate", r)?;
+            begin_call(&mut store);
+            let wit_job = convert::job_to_wit(job);
+            let r = tokio::time::timeout(
+                timeout,
+                bindings
+                    .guard_plugin_detector()
+                    .scan()
+                    .call_constructor(&mut store, &wit_job),
+            )
+            .await;
+            let scan = finish_call(&store, &id, "scan.constructor", r)?;
+            Ok((bindings, scan))
+        }
+        .await;
+        let (bindings, scan) = self.outcome(plugin, result)?;
+        Ok(ScanSession {
+            plugin: plugin.clone(),
+            store,
+            bindings,
+            scan,
+            timeout,
+            max_findings: self.config().limits.max_findings,
+        })
+    }
+}
+
+impl ScanSession {
+    /// The plugin scanning.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Feeds the next chunk (whole lines joined by `\n`).
+    pub async fn feed(
+        &mut self,
+        runtime: &Runtime,
+        chunk: &str,
+        first_line: u32,
+    ) -> Result<(), RuntimeError> {
+        begin_call(&mut self.store);
+        let r = tokio::time::timeout(
+            self.timeout,
+            self.bindings.guard_plugin_detector().scan().call_feed(
+                &mut self.store,
+                self.scan,
+                chunk,
+                first_line,
+            ),
+        )
+        .await;
+        let result = finish_call(&self.store, &self.plugin.info.id, "scan.feed", r);
+        runtime.outcome(&self.plugin, result)
+    }
+
+    /// Ends the log and collects the findings.
+    pub async fn finish(mut self, runtime: &Runtime) -> Result<Vec<Finding>, RuntimeError> {
+        begin_call(&mut self.store);
+        let r = tokio::time::timeout(
+            self.timeout,
+            self.bindings
+                .guard_plugin_detector()
+                .scan()
+                .call_finish(&mut self.store, self.scan),
+        )
+        .await;
+        let id = self.plugin.info.id.clone();
+        let result = finish_call(&self.store, &id, "scan.finish", r).and_then(|findings| {
+            if findings.len() > self.max_findings {
+                tracing::warn!(plugin = %id, "kept {} of {} findings ([limits] max_findings)", self.max_findings, findings.len());
+            }
+            if findings.is_empty() {
+                return Ok(Vec::new());
+            }
+            let kept: Vec<Finding> = findings.into_iter().take(self.max_findings).map(|f| convert::finding_from_wit(f, &id)).collect();
+            if kept.iter().any(|f| f.rule.is_empty()) {
+                return Err(RuntimeError::Call { plugin: id.clone(), call: "scan.finish".into(), reason: Failure::BadOutput("a finding has an empty rule id".into()) });
+            }
+            Ok(kept)
+        });
+        // Dropping the store frees the instance; the resource needs no
+        // explicit drop call after the last use.
+        runtime.outcome(&self.plugin, result)
+    }
+}

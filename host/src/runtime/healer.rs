@@ -1,0 +1,138 @@
+//! Calling healers: `strategies()` and `heal(strategy, job, finding)`, each
+//! in a fresh store whose call context carries the job (so `ci` calls are
+//! scoped to it) and the dry-run flag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::loader::{Plugin, Pre, Runtime, finish_call};
+use super::state::begin_call;
+use super::{RuntimeError, convert};
+use crate::model::{Category, Finding, Job};
+
+/// A strategy offered by a healer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StrategyInfo {
+    /// Name used in remedies.
+    pub name: String,
+    /// Categories it is meant for.
+    pub categories: Vec<Category>,
+    /// Whether it re-runs the job.
+    pub retries: bool,
+    /// One sentence.
+    pub description: String,
+}
+
+/// The outcome of a heal call.
+#[derive(Debug, Clone, Serialize)]
+pub enum HealOutcome {
+    /// The healer reported what it did.
+    Done {
+        /// One line.
+        summary: String,
+        /// Actions, as the healer reported them.
+        actions: Vec<String>,
+        /// Whether the job was (or will be) re-run.
+        retried: bool,
+    },
+    /// The healer declined with a WIT error (e.g. a denial it could not work around).
+    Declined(String),
+}
+
+impl Runtime {
+    /// The strategies of a healer.
+    pub async fn healer_strategies(
+        &self,
+        plugin: &Arc<Plugin>,
+    ) -> Result<Vec<StrategyInfo>, RuntimeError> {
+        let Pre::Healer(pre) = &plugin.pre else {
+            return Err(RuntimeError::Setup(format!(
+                "plugin {} is not a healer",
+                plugin.info.id
+            )));
+        };
+        plugin.check_quarantine()?;
+        let id = plugin.info.id.clone();
+        let mut store = self.new_store(self.context(plugin, None, false));
+        let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
+        let result = async {
+            begin_call(&mut store);
+            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
+            let b = finish_call(&store, &id, "instantiate", r)?;
+            begin_call(&mut store);
+            let r =
+                tokio::time::timeout(timeout, b.guard_plugin_healer().call_strategies(&mut store))
+                    .await;
+            let list = finish_call(&store, &id, "strategies", r)?;
+            Ok(list
+                .into_iter()
+                .take(100)
+                .map(|s| StrategyInfo {
+                    name: convert::truncate(s.name, 128),
+                    categories: s
+                        .categories
+                        .into_iter()
+                        .map(convert::category_from_wit)
+                        .collect(),
+                    retries: s.retries,
+                    description: convert::truncate(s.description, 1024),
+                })
+                .collect())
+        }
+        .await;
+        self.outcome(plugin, result)
+    }
+
+    /// Applies `strategy` of `plugin` to `job`'s `finding`.
+    pub async fn heal(
+        &self,
+        plugin: &Arc<Plugin>,
+        strategy: &str,
+        job: &Job,
+        finding: &Finding,
+        dry_run: bool,
+    ) -> Result<HealOutcome, RuntimeError> {
+        let Pre::Healer(pre) = &plugin.pre else {
+            return Err(RuntimeError::Setup(format!(
+                "plugin {} is not a healer",
+                plugin.info.id
+            )));
+        };
+        plugin.check_quarantine()?;
+        let id = plugin.info.id.clone();
+        let mut store = self.new_store(self.context(plugin, Some(job.clone()), dry_run));
+        let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
+        let result = async {
+            begin_call(&mut store);
+            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
+            let b = finish_call(&store, &id, "instantiate", r)?;
+            begin_call(&mut store);
+            let wit_job = convert::job_to_wit(job);
+            let wit_finding = convert::finding_to_wit(finding);
+            let r = tokio::time::timeout(
+                timeout,
+                b.guard_plugin_healer()
+                    .call_heal(&mut store, strategy, &wit_job, &wit_finding),
+            )
+            .await;
+            let report = finish_call(&store, &id, "heal", r)?;
+            Ok(match report {
+                Ok(r) => HealOutcome::Done {
+                    summary: convert::truncate(r.summary, 1024),
+                    actions: r
+                        .actions
+                        .into_iter()
+                        .take(100)
+                        .map(|a| convert::truncate(a, 1024))
+                        .collect(),
+                    retried: r.retried,
+                },
+                Err(e) => HealOutcome::Declined(format!("{e:?}")),
+            })
+        }
+        .await;
+        self.outcome(plugin, result)
+    }
+}

@@ -1,0 +1,139 @@
+//! `guard-sdk`: write [guard](https://github.com/guard-ci/guard) plugins in Rust.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2`. Implement
+//! one trait and call one macro:
+//!
+//! | kind | trait | macro |
+//! |---|---|---|
+//! | detector: finds failures in a log | [`Detector`] | [`detector!`] |
+//! | healer: acts on a diagnosed failure | [`Healer`] | [`healer!`] |
+//! | pattern pack: rules for guard's native scanner | [`Pack`] | [`pack!`] |
+//!
+//! ```ignore
+//! use guard_sdk::{Category, Detector, Finding, Job, PluginInfo};
+//!
+//! struct Oom { hits: Vec<guard_sdk::Evidence> }
+//!
+//! impl Detector for Oom {
+//!     fn info() -> PluginInfo { guard_sdk::info("oom", "0.1.0", "Finds out-of-memory kills") }
+//!     fn new(_job: Job) -> Self { Oom { hits: Vec::new() } }
+//!     fn feed(&mut self, chunk: &str, first_line: u32) {
+//!         for (line, text) in guard_sdk::lines(chunk, first_line) {
+//!             if text.contains("Killed") { self.hits.push(guard_sdk::Evidence { line, text: text.into() }); }
+//!         }
+//!     }
+//!     fn finish(&mut self) -> Vec<Finding> { Vec::new() }
+//! }
+//! guard_sdk::detector!(Oom);
+//! ```
+//!
+//! Capabilities (`kv`, `ci`, `exec`, `http`, `fs`) are plain functions in the
+//! modules of the same names; each returns [`Error`] when guard refuses,
+//! notably [`Error::Denied`] when the plugin has not been granted it.
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// Generated bindings for the host side of the contract. Prefer the
+/// re-exports at the crate root.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "host-capabilities",
+        generate_unused_types: true,
+    });
+}
+
+include!(concat!(env!("OUT_DIR"), "/generate.rs"));
+
+mod plugin;
+#[cfg(feature = "toml")]
+mod rules;
+
+pub use bindings::guard::plugin::types::{
+    Category, Error, Evidence, Finding, Job, Platform, PluginInfo, Rule,
+};
+pub use plugin::{Detector, Healer, Pack, Report, Strategy, info, lines};
+#[cfg(feature = "toml")]
+pub use rules::{RulesFile, rules_from_toml};
+
+/// Persistent key-value storage private to this plugin (always granted).
+pub mod kv {
+    pub use crate::bindings::guard::plugin::kv::{delete, get, list_keys, set};
+}
+
+/// Actions on the CI platform, scoped to the job being healed.
+pub mod ci {
+    pub use crate::bindings::guard::plugin::ci::{
+        annotate, cancel, clear_caches, rerun_failed_jobs, rerun_job, schedule_rerun,
+    };
+}
+
+/// Allow-listed programs on the machine guard runs on.
+pub mod exec {
+    pub use crate::bindings::guard::plugin::exec::{Output, run};
+}
+
+/// HTTP requests to allow-listed hosts.
+pub mod http {
+    pub use crate::bindings::guard::plugin::http::{Request, Response, send};
+}
+
+/// Read-only files under granted roots.
+pub mod fs {
+    pub use crate::bindings::guard::plugin::fs::{list_dir, read};
+}
+
+/// guard's log (always granted).
+pub mod log {
+    use crate::bindings::guard::plugin::log::{Level, log};
+
+    /// Log at debug level.
+    pub fn debug(message: &str) {
+        log(Level::Debug, message);
+    }
+    /// Log at info level.
+    pub fn info(message: &str) {
+        log(Level::Info, message);
+    }
+    /// Log at warn level.
+    pub fn warn(message: &str) {
+        log(Level::Warn, message);
+    }
+    /// Log at error level.
+    pub fn error(message: &str) {
+        log(Level::Error, message);
+    }
+}
+
+impl Category {
+    /// The lowercase name used in guard's config and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Dependency => "dependency",
+            Category::Test => "test",
+            Category::Build => "build",
+            Category::Timeout => "timeout",
+            Category::Resource => "resource",
+            Category::Network => "network",
+            Category::Permission => "permission",
+            Category::Other => "other",
+        }
+    }
+
+    /// Parses a lowercase category name.
+    pub fn parse(name: &str) -> Option<Category> {
+        Some(match name {
+            "dependency" => Category::Dependency,
+            "test" => Category::Test,
+            "build" => Category::Build,
+            "timeout" => Category::Timeout,
+            "resource" => Category::Resource,
+            "network" => Category::Network,
+            "permission" => Category::Permission,
+            "other" => Category::Other,
+            _ => return None,
+        })
+    }
+}
