@@ -17,9 +17,28 @@ mod guest_build {
     /// The target guests are built for.
     pub const TARGET: &str = "wasm32-wasip2";
 
+    /// Makes sure the wasm32-wasip2 standard library is installed: a
+    /// toolchain installed before `rust-toolchain.toml` listed the target
+    /// lacks it, and `cargo test` should work without a manual step.
+    fn ensure_target() {
+        let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output();
+        let Ok(out) = sysroot else { return };
+        let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if root.join("lib/rustlib").join(TARGET).exists() {
+            return;
+        }
+        println!("cargo:warning=installing the {TARGET} target with rustup (needed to build guard's plugins)");
+        let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            println!("cargo:warning=could not install {TARGET}; run: rustup target add {TARGET}");
+        }
+    }
+
     /// Builds `packages` (workspace package names) and returns each one's
     /// component path, in the same order.
     pub fn build(workspace: &Path, packages: &[&str]) -> Vec<(String, PathBuf)> {
+        ensure_target();
         let target_dir = env::var_os("GUARD_GUEST_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target").join("guest"));

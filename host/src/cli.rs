@@ -6,6 +6,7 @@ mod config_cmd;
 mod detect;
 mod plugins;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,18 +71,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Detect(args) => detect::run(&cli.global, args).await,
-            Command::Plugins(cmd) => plugins::run(&cli.global, cmd).await,
-            Command::Config(cmd) => config_cmd::run(&cli.global, cmd),
-        }
-    });
+    // anstream strips colours when the stream is not a terminal or when
+    // NO_COLOR is set.
+    let mut out = anstream::stdout();
+    let mut err = anstream::stderr();
+    ExitCode::from(rt.block_on(execute(cli, &mut out, &mut err)))
+}
+
+/// Runs a parsed command line, writing to `out` and `err`; errors are
+/// printed to `err` and give exit status 2. Tests call this in-process.
+pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let result = match cli.command {
+        Command::Detect(args) => detect::run(&cli.global, args, out, err).await,
+        Command::Plugins(cmd) => plugins::run(&cli.global, cmd, out, err).await,
+        Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            let _ = writeln!(err, "error: {e:#}");
+            2
         }
     }
 }
@@ -143,4 +152,13 @@ pub async fn runtime(
         tracing::warn!("plugin not loaded: {}", f.error);
     }
     Ok((Arc::new(runtime), failures))
+}
+
+/// Parses a command line (the first item is the program name).
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
 }

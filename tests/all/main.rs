@@ -1,1 +1,12 @@
+//! guard's integration tests: one binary, a module per area. Plugins and
+//! test guests are real components built by `build.rs`.
 
+mod cli;
+mod detect;
+mod sandbox;
+mod util;
+
+/// Paths of the components built by build.rs.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}

@@ -1,6 +1,6 @@
 //! `guard config …`: the commented template, and a check of a config file.
 
-use std::process::ExitCode;
+use std::io::Write;
 
 use anyhow::Result;
 
@@ -14,19 +14,19 @@ pub enum Command {
     Check,
 }
 
-pub fn run(global: &Global, cmd: Command) -> Result<ExitCode> {
+pub fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u8> {
     match cmd {
         Command::Template => {
-            print!("{}", crate::config::TEMPLATE);
-            Ok(ExitCode::SUCCESS)
+            write!(out, "{}", crate::config::TEMPLATE)?;
+            Ok(0)
         }
         Command::Check => {
             let Some(path) = &global.config else {
                 anyhow::bail!("no configuration given: pass --config FILE or set GUARD_CONFIG");
             };
             super::load_config(global)?;
-            println!("{}: ok", path.display());
-            Ok(ExitCode::SUCCESS)
+            writeln!(out, "{}: ok", path.display())?;
+            Ok(0)
         }
     }
 }

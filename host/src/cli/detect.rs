@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
@@ -46,10 +45,9 @@ struct JsonVerdict<'a> {
     plugin_errors: &'a [String],
 }
 
-pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+pub async fn run(global: &Global, args: Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let (runtime, _load_failures) = super::runtime(global, args.plugins.as_deref()).await?;
     let (analyzer, _rule_errors) = Analyzer::new(runtime);
-    let mut out = anstream::stdout();
     let mut failed = false;
     for file in &args.files {
         match analyze_one(&analyzer, file).await {
@@ -72,19 +70,19 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                     };
                     writeln!(out, "{}", serde_json::to_string(&line)?)?;
                 } else {
-                    print_human(&mut out, file, &report, args.evidence)?;
+                    print_human(out, file, &report, args.evidence)?;
                 }
             }
             Err(e) => {
                 failed = true;
-                eprintln!("error: {file}: {e:#}");
+                writeln!(err, "error: {file}: {e:#}")?;
             }
         }
     }
     Ok(if failed {
-        ExitCode::from(2)
+        2
     } else {
-        ExitCode::SUCCESS
+        0
     })
 }
 
@@ -127,7 +125,7 @@ async fn analyze_one(analyzer: &Analyzer, file: &str) -> Result<Report> {
 }
 
 fn print_human(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     file: &str,
     report: &Report,
     max_evidence: usize,

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -84,11 +83,10 @@ fn ungranted(requested: &[String], grants: &Grants) -> Vec<String> {
         .collect()
 }
 
-pub async fn run(global: &Global, cmd: Command) -> Result<ExitCode> {
+pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     match cmd {
         Command::List { plugins, json } => {
             let (runtime, failures) = super::runtime(global, plugins.as_deref()).await?;
-            let mut out = anstream::stdout();
             if json {
                 let views: Vec<_> = runtime.plugins().iter().map(|p| view(p)).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&views)?)?;
@@ -120,15 +118,15 @@ pub async fn run(global: &Global, cmd: Command) -> Result<ExitCode> {
                 }
             }
             for f in &failures {
-                eprintln!("warning: not loaded: {}", f.error);
+                writeln!(err, "warning: not loaded: {}", f.error)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
-        Command::Check { file, json } => check(global, &file, json).await,
+        Command::Check { file, json } => check(global, &file, json, out).await,
     }
 }
 
-async fn check(global: &Global, file: &PathBuf, json: bool) -> Result<ExitCode> {
+async fn check(global: &Global, file: &PathBuf, json: bool, out: &mut dyn Write) -> Result<u8> {
     let config = Arc::new(super::load_config(global)?);
     // A throw-away database and no compile cache: checking must not leave
     // anything behind, and the compile time shown must be real.
@@ -143,7 +141,6 @@ async fn check(global: &Global, file: &PathBuf, json: bool) -> Result<ExitCode> 
         .prepare(&bytes, PluginSource::File(file.clone()), &name)
         .await?;
     let v = view(&plugin);
-    let mut out = anstream::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
@@ -193,5 +190,5 @@ async fn check(global: &Global, file: &PathBuf, json: bool) -> Result<ExitCode> 
         writeln!(out, "  size:         {} bytes, sha256 {}", v.size, v.sha256)?;
         writeln!(out, "  compile:      {:.1} ms", v.compile_ms)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -86,18 +86,34 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
             Ranked { finding, score }
         })
         .collect();
-    // Agreement: a category backed by several findings gains a little.
-    let mut support = [0f32; Category::ALL.len()];
+    // The category: its best finding's score, plus a little for agreement
+    // from the other findings of the same category.
+    let mut best_in = [0f32; Category::ALL.len()];
+    let mut sum_in = [0f32; Category::ALL.len()];
     for r in &ranked {
-        support[r.finding.category as usize] += r.score;
+        let c = r.finding.category as usize;
+        best_in[c] = best_in[c].max(r.score);
+        sum_in[c] += r.score;
     }
-    for r in &mut ranked {
-        let others = support[r.finding.category as usize] - r.score;
-        r.score += 0.1 * others.min(1.0);
-    }
+    let category_score = |c: usize| best_in[c] + 0.1 * (sum_in[c] - best_in[c]).min(1.0);
+    let category = Category::ALL
+        .into_iter()
+        .filter(|c| sum_in[*c as usize] > 0.0)
+        .max_by(|a, b| category_score(*a as usize).total_cmp(&category_score(*b as usize)))
+        .unwrap_or(Category::Other);
+    // Within the category, the most specific finding (highest rule
+    // confidence) names the failure, the earliest evidence breaking ties:
+    // "error[E0425]" beats the "could not compile" summary printed after it.
     ranked.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
+        (b.finding.category == category)
+            .cmp(&(a.finding.category == category))
+            .then_with(|| {
+                if a.finding.category == category {
+                    b.finding.confidence.total_cmp(&a.finding.confidence).then_with(|| first_line(&a.finding).cmp(&first_line(&b.finding)))
+                } else {
+                    b.score.total_cmp(&a.score)
+                }
+            })
             .then_with(|| a.finding.rule.cmp(&b.finding.rule))
     });
     let best = &ranked[0].finding;
@@ -124,6 +140,10 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
         facts,
         findings: ranked,
     }
+}
+
+fn first_line(f: &Finding) -> u32 {
+    f.evidence.iter().map(|e| e.line).min().unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl Runtime {
             Ok((bindings, scan))
         }
         .await;
-        let (bindings, scan) = self.outcome(plugin, result)?;
+        let (bindings, scan) = self.outcome(plugin, result, false)?;
         Ok(ScanSession {
             plugin: plugin.clone(),
             store,
@@ -105,7 +105,7 @@ impl ScanSession {
         )
         .await;
         let result = finish_call(&self.store, &self.plugin.info.id, "scan.feed", r);
-        runtime.outcome(&self.plugin, result)
+        runtime.outcome(&self.plugin, result, false)
     }
 
     /// Ends the log and collects the findings.
@@ -135,6 +135,6 @@ impl ScanSession {
         });
         // Dropping the store frees the instance; the resource needs no
         // explicit drop call after the last use.
-        runtime.outcome(&self.plugin, result)
+        runtime.outcome(&self.plugin, result, true)
     }
 }

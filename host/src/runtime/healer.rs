@@ -82,7 +82,7 @@ impl Runtime {
                 .collect())
         }
         .await;
-        self.outcome(plugin, result)
+        self.outcome(plugin, result, true)
     }
 
     /// Applies `strategy` of `plugin` to `job`'s `finding`.
@@ -133,6 +133,6 @@ impl Runtime {
             })
         }
         .await;
-        self.outcome(plugin, result)
+        self.outcome(plugin, result, true)
     }
 }

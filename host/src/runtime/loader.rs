@@ -511,22 +511,22 @@ impl Runtime {
     }
 
     /// Marks a call's outcome on `plugin` (quarantine bookkeeping) and
-    /// records contained failures as security events.
-    pub(crate) fn outcome<T>(
-        &self,
-        plugin: &Plugin,
-        result: Result<T, RuntimeError>,
-    ) -> Result<T, RuntimeError> {
-        plugin.record_outcome(result.is_ok());
-        if let Err(e) = &result {
-            self.security(&plugin.info.id, "contained-failure", "call", &e.to_string());
-            if plugin.is_quarantined() {
-                self.security(
-                    &plugin.info.id,
-                    "quarantined",
-                    "plugin",
-                    &format!("quarantined after {QUARANTINE_AFTER} consecutive failures"),
-                );
+    /// records contained failures as security events. `ends_use` is true for
+    /// the call that completes one use of the plugin (the last call of a
+    /// scan, a heal, loading a pack's rules): only a whole successful use
+    /// clears the failure count, so a plugin whose constructor works but
+    /// whose `feed` always traps still ends up quarantined.
+    pub(crate) fn outcome<T>(&self, plugin: &Plugin, result: Result<T, RuntimeError>, ends_use: bool) -> Result<T, RuntimeError> {
+        match &result {
+            Ok(_) if ends_use => plugin.record_outcome(true),
+            Ok(_) => {}
+            Err(RuntimeError::Quarantined { .. }) => {}
+            Err(e) => {
+                plugin.record_outcome(false);
+                self.security(&plugin.info.id, "contained-failure", "call", &e.to_string());
+                if plugin.consecutive_failures() == QUARANTINE_AFTER {
+                    self.security(&plugin.info.id, "quarantined", "plugin", &format!("quarantined after {QUARANTINE_AFTER} consecutive failures"));
+                }
             }
         }
         result

@@ -43,6 +43,6 @@ impl Runtime {
             Ok(rules.into_iter().map(convert::rule_from_wit).collect())
         }
         .await;
-        self.outcome(plugin, result)
+        self.outcome(plugin, result, true)
     }
 }
