@@ -87,6 +87,18 @@ pub trait Pack: 'static {
 #[macro_export]
 macro_rules! detector {
     ($ty:ty) => {
+        // Natively, reference the implementation so it is not reported as
+        // dead code (the exports below exist only in the component).
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __guard_plugin_entry_points() {
+            {
+                let _ = (<$ty as $crate::Detector>::info, <$ty as $crate::Detector>::new, <$ty as $crate::Detector>::feed, <$ty as $crate::Detector>::finish);
+            }
+        }
+        // Exports exist only in the component: a native build of a plugin
+        // crate (unit tests, clippy) is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         mod __guard_detector {
             #![allow(clippy::all, unused)]
@@ -126,6 +138,18 @@ macro_rules! detector {
 #[macro_export]
 macro_rules! healer {
     ($ty:ty) => {
+        // Natively, reference the implementation so it is not reported as
+        // dead code (the exports below exist only in the component).
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __guard_plugin_entry_points() {
+            {
+                let _ = (<$ty as $crate::Healer>::info, <$ty as $crate::Healer>::strategies, <$ty as $crate::Healer>::heal);
+            }
+        }
+        // Exports exist only in the component: a native build of a plugin
+        // crate (unit tests, clippy) is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         mod __guard_healer {
             #![allow(clippy::all, unused)]
@@ -173,6 +197,18 @@ macro_rules! healer {
 #[macro_export]
 macro_rules! pack {
     ($ty:ty) => {
+        // Natively, reference the implementation so it is not reported as
+        // dead code (the exports below exist only in the component).
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __guard_plugin_entry_points() {
+            {
+                let _ = (<$ty as $crate::Pack>::info, <$ty as $crate::Pack>::rules);
+            }
+        }
+        // Exports exist only in the component: a native build of a plugin
+        // crate (unit tests, clippy) is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         mod __guard_pack {
             #![allow(clippy::all, unused)]

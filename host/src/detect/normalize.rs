@@ -36,12 +36,6 @@ pub fn normalize_into(raw: &[u8], max_bytes: usize, out: &mut String) -> bool {
     let mut s: &str = &text;
     s = strip_timestamp(s);
     let mut error_marker = false;
-    // GitLab: "section_start:1700000000:step_script\r\e[0KExecuting…" — the CR
-    // split above already dropped the marker part; a line that is only a
-    // section marker becomes empty.
-    if s.starts_with("section_start:") || s.starts_with("section_end:") {
-        s = "";
-    }
     if let Some(rest) = s.strip_prefix("##[") {
         if let Some(end) = rest.find(']') {
             let marker = &rest[..end];
@@ -54,6 +48,12 @@ pub fn normalize_into(raw: &[u8], max_bytes: usize, out: &mut String) -> bool {
         s = rest.split_once("::").map(|(_, m)| m).unwrap_or(rest);
     }
     strip_ansi_into(s, max_bytes, out);
+    // GitLab: "section_start:1700000000:step_script\r\e[0KExecuting…" — the CR
+    // split above already dropped the marker part; a line that is only a
+    // section marker becomes empty.
+    if out.starts_with("section_start:") || out.starts_with("section_end:") {
+        out.clear();
+    }
     error_marker
 }
 

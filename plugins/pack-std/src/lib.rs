@@ -15,6 +15,8 @@ const RULE_FILES: &[(&str, &str)] = &[
     ("permission.toml", include_str!("../rules/permission.toml")),
 ];
 
+/// Only ever named as a type: `pack!` exports its `Pack` impl.
+#[allow(dead_code)]
 struct StdPack;
 
 impl Pack for StdPack {
