@@ -4,10 +4,8 @@
 /// so it never contends with the outer build's lock.
 ///
 /// Shared by `host/build.rs` and `tests/build.rs` through `include!`.
-
-#[allow(dead_code)]
+#[allow(dead_code, missing_docs)]
 mod guest_build {
-    #![allow(missing_docs)]
     use std::{
         env,
         path::{Path, PathBuf},

@@ -6,18 +6,32 @@ use std::{env, fmt::Write as _, fs, path::PathBuf};
 
 include!("../host/guest-build.rs");
 
-const GUESTS: &[&str] = &["pack-std", "detect-tests", "guest-spin", "guest-hog", "guest-greedy"];
+const GUESTS: &[&str] = &[
+    "pack-std",
+    "detect-tests",
+    "guest-spin",
+    "guest-hog",
+    "guest-greedy",
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let workspace = manifest.parent().expect("tests/ has a parent").to_path_buf();
+    let workspace = manifest
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf();
     guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "wit", "tests/guests"]);
     println!("cargo:rerun-if-changed=../host/guest-build.rs");
     let built = guest_build::build(&workspace, GUESTS);
     let mut src = String::new();
     for (name, path) in &built {
-        writeln!(src, "/// Component built from `{name}`.\n#[allow(dead_code)]\npub const {}: &str = {:?};", guest_build::const_name(name), path.display().to_string())
-            .expect("write to String");
+        writeln!(
+            src,
+            "/// Component built from `{name}`.\n#[allow(dead_code)]\npub const {}: &str = {:?};",
+            guest_build::const_name(name),
+            path.display().to_string()
+        )
+        .expect("write to String");
     }
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("guests.rs");
     fs::write(out, src).expect("write guests.rs");

@@ -14,11 +14,19 @@ use guard::runtime::{PluginKind, Runtime};
 use guard::store::Store;
 
 fn tokio() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn runtime(cache: Option<std::path::PathBuf>) -> Runtime {
-    let mut rt = Runtime::new(Arc::new(Config::default()), Store::temporary().expect("db"), cache).expect("runtime");
+    let mut rt = Runtime::new(
+        Arc::new(Config::default()),
+        Store::temporary().expect("db"),
+        cache,
+    )
+    .expect("runtime");
     let failures = rt.load_embedded().await;
     assert!(failures.is_empty(), "{failures:?}");
     rt
@@ -40,24 +48,34 @@ fn benches(c: &mut Criterion) {
     let tokio = tokio();
     let cache = tempfile::tempdir().expect("tempdir");
     let rt = Arc::new(tokio.block_on(runtime(Some(cache.path().to_path_buf()))));
-    let detector = rt.plugins_of(PluginKind::Detector).next().expect("a detector").clone();
+    let detector = rt
+        .plugins_of(PluginKind::Detector)
+        .next()
+        .expect("a detector")
+        .clone();
     let job = Job::local("bench");
 
     c.bench_function("plugin/instantiate+scan(constructor,feed,finish)", |b| {
         b.to_async(&tokio).iter(|| async {
             let mut s = rt.start_scan(&detector, &job).await.expect("scan");
-            s.feed(&rt, "collected 1 item\ntest passed\n", 1).await.expect("feed");
+            s.feed(&rt, "collected 1 item\ntest passed\n", 1)
+                .await
+                .expect("feed");
             black_box(s.finish(&rt).await.expect("finish"));
         })
     });
 
     c.bench_function("startup/warm-cache (engine + embedded plugins)", |b| {
-        b.to_async(&tokio).iter(|| async { black_box(runtime(Some(cache.path().to_path_buf())).await) })
+        b.to_async(&tokio)
+            .iter(|| async { black_box(runtime(Some(cache.path().to_path_buf())).await) })
     });
 
     let mut cold = c.benchmark_group("startup");
     cold.sample_size(10);
-    cold.bench_function("cold (compile every plugin)", |b| b.to_async(&tokio).iter(|| async { black_box(runtime(None).await) }));
+    cold.bench_function("cold (compile every plugin)", |b| {
+        b.to_async(&tokio)
+            .iter(|| async { black_box(runtime(None).await) })
+    });
     cold.finish();
 
     let log = log_1mb();
@@ -66,7 +84,14 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("detect");
     g.throughput(criterion::Throughput::Bytes(log.len() as u64));
     g.bench_function("1MB log (normalise + rules + WASM detector)", |b| {
-        b.to_async(&tokio).iter(|| async { black_box(analyzer.analyze(log.as_bytes(), &job, &mut |_| {}).await.expect("analyze")) })
+        b.to_async(&tokio).iter(|| async {
+            black_box(
+                analyzer
+                    .analyze(log.as_bytes(), &job, &mut |_| {})
+                    .await
+                    .expect("analyze"),
+            )
+        })
     });
     g.finish();
 }

@@ -272,16 +272,14 @@ fn interpolate(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                *s = expand(s, &|var| {
-                    env(var).ok_or_else(|| ConfigError::MissingEnv {
-                        path: path.to_path_buf(),
-                        key: key.to_string(),
-                        var: var.to_string(),
-                    })
-                })?;
-            }
+        toml::Value::String(s) if s.contains("${") => {
+            *s = expand(s, &|var| {
+                env(var).ok_or_else(|| ConfigError::MissingEnv {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                    var: var.to_string(),
+                })
+            })?;
         }
         toml::Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {

@@ -93,7 +93,12 @@ macro_rules! detector {
         #[doc(hidden)]
         pub fn __guard_plugin_entry_points() {
             {
-                let _ = (<$ty as $crate::Detector>::info, <$ty as $crate::Detector>::new, <$ty as $crate::Detector>::feed, <$ty as $crate::Detector>::finish);
+                let _ = (
+                    <$ty as $crate::Detector>::info,
+                    <$ty as $crate::Detector>::new,
+                    <$ty as $crate::Detector>::feed,
+                    <$ty as $crate::Detector>::finish,
+                );
             }
         }
         // Exports exist only in the component: a native build of a plugin
@@ -144,7 +149,11 @@ macro_rules! healer {
         #[doc(hidden)]
         pub fn __guard_plugin_entry_points() {
             {
-                let _ = (<$ty as $crate::Healer>::info, <$ty as $crate::Healer>::strategies, <$ty as $crate::Healer>::heal);
+                let _ = (
+                    <$ty as $crate::Healer>::info,
+                    <$ty as $crate::Healer>::strategies,
+                    <$ty as $crate::Healer>::heal,
+                );
             }
         }
         // Exports exist only in the component: a native build of a plugin

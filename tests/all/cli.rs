@@ -13,9 +13,20 @@ async fn detect_json_prints_one_object_per_file() {
     let clean = data.path().join("clean.log");
     std::fs::write(&clean, "all good\n").unwrap();
     let d = data.path().to_str().unwrap();
-    let (code, out, err) = guard_cli(&["--data", d, "detect", "--json", &example(), clean.to_str().unwrap()]).await;
+    let (code, out, err) = guard_cli(&[
+        "--data",
+        d,
+        "detect",
+        "--json",
+        &example(),
+        clean.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["category"], "network");
     assert_eq!(lines[0]["failure_type"], "dns-resolution");
@@ -30,10 +41,17 @@ async fn detect_json_prints_one_object_per_file() {
 async fn detect_names_a_missing_file_and_exits_2_after_the_others() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
-    let (code, out, err) = guard_cli(&["--data", d, "detect", "/nonexistent/ci.log", &example()]).await;
+    let (code, out, err) =
+        guard_cli(&["--data", d, "detect", "/nonexistent/ci.log", &example()]).await;
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/ci.log") && err.contains("cannot open"), "{err}");
-    assert!(out.starts_with("network ") && out.contains(":4  npm ERR! code ENOTFOUND"), "the other file is still analysed: {out}");
+    assert!(
+        err.contains("/nonexistent/ci.log") && err.contains("cannot open"),
+        "{err}"
+    );
+    assert!(
+        out.starts_with("network ") && out.contains(":4  npm ERR! code ENOTFOUND"),
+        "the other file is still analysed: {out}"
+    );
 }
 
 #[tokio::test]
@@ -43,8 +61,14 @@ async fn plugins_check_reports_world_requests_and_grants() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["world"], "detector-plugin");
     assert_eq!(v["wit_version"], "0.1.0");
-    assert_eq!(v["requested"], serde_json::json!(["ci", "exec", "fs", "http", "kv", "log"]));
-    assert_eq!(v["not_granted"], serde_json::json!(["ci", "exec", "fs", "http"]));
+    assert_eq!(
+        v["requested"],
+        serde_json::json!(["ci", "exec", "fs", "http", "kv", "log"])
+    );
+    assert_eq!(
+        v["not_granted"],
+        serde_json::json!(["ci", "exec", "fs", "http"])
+    );
 
     let (code, out, _) = guard_cli(&["plugins", "check", guests::PACK_STD]).await;
     assert_eq!(code, 0);
@@ -58,16 +82,31 @@ async fn plugins_check_refuses_what_is_not_a_plugin() {
     std::fs::write(&f, "hello").unwrap();
     let (code, _, err) = guard_cli(&["plugins", "check", f.to_str().unwrap()]).await;
     assert_eq!(code, 2);
-    assert!(err.contains("notes.wasm") && err.contains("not a loadable WebAssembly component"), "{err}");
+    assert!(
+        err.contains("notes.wasm") && err.contains("not a loadable WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn plugins_list_shows_the_embedded_standard_plugins() {
     let data = tempfile::tempdir().unwrap();
-    let (code, out, _) = guard_cli(&["--data", data.path().to_str().unwrap(), "plugins", "list", "--json"]).await;
+    let (code, out, _) = guard_cli(&[
+        "--data",
+        data.path().to_str().unwrap(),
+        "plugins",
+        "list",
+        "--json",
+    ])
+    .await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let ids: Vec<_> = v.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["pack-std", "detect-tests"]);
     assert!(v[0]["rules"].as_u64().unwrap() >= 100);
 }

@@ -15,11 +15,23 @@ async fn npm_enotfound_is_network_with_its_line_number() {
     assert_eq!(d.rule.as_deref(), Some("npm.enotfound"));
     // The rule came from the pattern-pack component, not from host code.
     assert_eq!(d.source.as_deref(), Some("pack-std"));
-    assert_eq!(d.evidence[0].line, 4, "line numbers are those of the original log, timestamps and markers included");
+    assert_eq!(
+        d.evidence[0].line, 4,
+        "line numbers are those of the original log, timestamps and markers included"
+    );
     assert_eq!(d.evidence[0].text, "npm ERR! code ENOTFOUND");
-    assert!(d.facts.contains(&("host".into(), "registry.npmjs.org".into())), "{:?}", d.facts);
+    assert!(
+        d.facts
+            .contains(&("host".into(), "registry.npmjs.org".into())),
+        "{:?}",
+        d.facts
+    );
     assert_eq!(d.remedies, ["retry-with-backoff"]);
-    assert!(report.plugin_errors.is_empty(), "{:?}", report.plugin_errors);
+    assert!(
+        report.plugin_errors.is_empty(),
+        "{:?}",
+        report.plugin_errors
+    );
 }
 
 #[tokio::test]
@@ -33,16 +45,36 @@ async fn failed_tests_are_named_by_the_detector_plugin() {
     let report = analyze(rt, log).await;
     let d = &report.diagnosis;
     assert_eq!(d.category, Some(Category::Test));
-    let tests: Vec<_> = d.facts.iter().filter(|(k, _)| k == "test").map(|(_, v)| v.as_str()).collect();
-    assert!(tests.contains(&"tests/test_api.py::test_login"), "{:?}", d.facts);
-    let from_detector = d.findings.iter().any(|f| f.finding.source == "detect-tests");
-    assert!(from_detector, "the detect-tests WASM detector must contribute: {:?}", d.findings);
+    let tests: Vec<_> = d
+        .facts
+        .iter()
+        .filter(|(k, _)| k == "test")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(
+        tests.contains(&"tests/test_api.py::test_login"),
+        "{:?}",
+        d.facts
+    );
+    let from_detector = d
+        .findings
+        .iter()
+        .any(|f| f.finding.source == "detect-tests");
+    assert!(
+        from_detector,
+        "the detect-tests WASM detector must contribute: {:?}",
+        d.findings
+    );
 }
 
 #[tokio::test]
 async fn a_clean_log_has_no_verdict() {
     let rt = runtime_with(Config::default(), &[]).await;
-    let report = analyze(rt, "Run cargo build\n   Compiling foo v0.1.0\n    Finished `release` profile in 3.2s\n").await;
+    let report = analyze(
+        rt,
+        "Run cargo build\n   Compiling foo v0.1.0\n    Finished `release` profile in 3.2s\n",
+    )
+    .await;
     assert_eq!(report.diagnosis.category, None);
     assert_eq!(report.lines, 3);
 }
@@ -54,7 +86,15 @@ async fn compile_errors_are_build_not_retried() {
     let report = analyze(rt, log).await;
     assert_eq!(report.diagnosis.category, Some(Category::Build));
     assert_eq!(report.diagnosis.evidence[0].line, 2);
-    assert!(!report.diagnosis.remedies.iter().any(|r| r.contains("retry")), "{:?}", report.diagnosis.remedies);
+    assert!(
+        !report
+            .diagnosis
+            .remedies
+            .iter()
+            .any(|r| r.contains("retry")),
+        "{:?}",
+        report.diagnosis.remedies
+    );
 }
 
 #[tokio::test]
@@ -65,5 +105,8 @@ async fn huge_single_line_logs_are_cut_not_buffered() {
     let report = analyze(rt, &log).await;
     assert_eq!(report.lines, 2);
     assert_eq!(report.diagnosis.category, Some(Category::Network));
-    assert_eq!(report.diagnosis.evidence[0].line, 2, "text past the line cap is not scanned");
+    assert_eq!(
+        report.diagnosis.evidence[0].line, 2,
+        "text past the line cap is not scanned"
+    );
 }

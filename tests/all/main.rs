@@ -1,6 +1,8 @@
 //! guard's integration tests: one binary, a module per area. Plugins and
 //! test guests are real components built by `build.rs`.
 
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod detect;
 mod sandbox;

@@ -45,7 +45,12 @@ struct JsonVerdict<'a> {
     plugin_errors: &'a [String],
 }
 
-pub async fn run(global: &Global, args: Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+pub async fn run(
+    global: &Global,
+    args: Args,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
     let (runtime, _load_failures) = super::runtime(global, args.plugins.as_deref()).await?;
     let (analyzer, _rule_errors) = Analyzer::new(runtime);
     let mut failed = false;
@@ -79,11 +84,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write, err: &mut dyn
             }
         }
     }
-    Ok(if failed {
-        2
-    } else {
-        0
-    })
+    Ok(if failed { 2 } else { 0 })
 }
 
 async fn analyze_one(analyzer: &Analyzer, file: &str) -> Result<Report> {

@@ -83,7 +83,12 @@ fn ungranted(requested: &[String], grants: &Grants) -> Vec<String> {
         .collect()
 }
 
-pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+pub async fn run(
+    global: &Global,
+    cmd: Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
     match cmd {
         Command::List { plugins, json } => {
             let (runtime, failures) = super::runtime(global, plugins.as_deref()).await?;

@@ -109,7 +109,10 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
             .cmp(&(a.finding.category == category))
             .then_with(|| {
                 if a.finding.category == category {
-                    b.finding.confidence.total_cmp(&a.finding.confidence).then_with(|| first_line(&a.finding).cmp(&first_line(&b.finding)))
+                    b.finding
+                        .confidence
+                        .total_cmp(&a.finding.confidence)
+                        .then_with(|| first_line(&a.finding).cmp(&first_line(&b.finding)))
                 } else {
                     b.score.total_cmp(&a.score)
                 }

@@ -313,7 +313,7 @@ mod tests {
             rule("bad", "(unclosed", None),
             rule("empty", "x*", None),
             rule("ok", "dup", None),
-            rule("huge", &"a{1000}{1000}".to_string(), None),
+            rule("huge", "a{1000}{1000}", None),
         ];
         let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
         assert_eq!(set.len(), 1);

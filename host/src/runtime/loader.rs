@@ -516,7 +516,12 @@ impl Runtime {
     /// scan, a heal, loading a pack's rules): only a whole successful use
     /// clears the failure count, so a plugin whose constructor works but
     /// whose `feed` always traps still ends up quarantined.
-    pub(crate) fn outcome<T>(&self, plugin: &Plugin, result: Result<T, RuntimeError>, ends_use: bool) -> Result<T, RuntimeError> {
+    pub(crate) fn outcome<T>(
+        &self,
+        plugin: &Plugin,
+        result: Result<T, RuntimeError>,
+        ends_use: bool,
+    ) -> Result<T, RuntimeError> {
         match &result {
             Ok(_) if ends_use => plugin.record_outcome(true),
             Ok(_) => {}
@@ -525,7 +530,12 @@ impl Runtime {
                 plugin.record_outcome(false);
                 self.security(&plugin.info.id, "contained-failure", "call", &e.to_string());
                 if plugin.consecutive_failures() == QUARANTINE_AFTER {
-                    self.security(&plugin.info.id, "quarantined", "plugin", &format!("quarantined after {QUARANTINE_AFTER} consecutive failures"));
+                    self.security(
+                        &plugin.info.id,
+                        "quarantined",
+                        "plugin",
+                        &format!("quarantined after {QUARANTINE_AFTER} consecutive failures"),
+                    );
                 }
             }
         }

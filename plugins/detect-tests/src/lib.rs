@@ -150,7 +150,7 @@ impl TestFailures {
             && n.bytes().all(|b| b.is_ascii_digit())
             && rest.contains("::")
         {
-            return self.record("phpunit", rest, line, text);
+            self.record("phpunit", rest, line, text);
         }
     }
 }
