@@ -4,6 +4,8 @@
 
 mod config_cmd;
 mod detect;
+mod eval;
+mod patterns;
 mod plugins;
 
 use std::io::Write;
@@ -49,6 +51,11 @@ pub struct Global {
 enum Command {
     /// Diagnose CI logs: one verdict per file, with evidence lines.
     Detect(detect::Args),
+    /// Measure detection on a labelled corpus (labels.jsonl + passing/).
+    Eval(eval::Args),
+    /// Inspect the active rules.
+    #[command(subcommand)]
+    Patterns(patterns::Command),
     /// List and check plugins.
     #[command(subcommand)]
     Plugins(plugins::Command),
@@ -84,6 +91,8 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let result = match cli.command {
         Command::Detect(args) => detect::run(&cli.global, args, out, err).await,
         Command::Plugins(cmd) => plugins::run(&cli.global, cmd, out, err).await,
+        Command::Eval(args) => eval::run(&cli.global, args, out).await,
+        Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
         Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
     };
     match result {

@@ -4,7 +4,9 @@
 //! into a [`Diagnosis`].
 
 pub mod diagnosis;
+pub mod eval;
 pub mod normalize;
+pub mod outcome;
 pub mod reader;
 pub mod scanner;
 
@@ -110,6 +112,7 @@ impl Analyzer {
         let mut chunk_first: u32 = 1;
         let mut number: u32 = 0;
         let mut marked_lines: Vec<u32> = Vec::new();
+        let mut outcome = outcome::Outcome::default();
         let mut last_progress = 0u64;
         while reader.next_line(&mut raw)? {
             number = number.checked_add(1).ok_or(DetectError::TooManyLines)?;
@@ -118,6 +121,7 @@ impl Analyzer {
                 marked_lines.push(number);
             }
             scan.line(number, &text, marker);
+            outcome.line(number, &text);
             if !sessions.is_empty() {
                 if !chunk.is_empty() {
                     chunk.push('\n');
@@ -181,6 +185,11 @@ impl Analyzer {
                     plugin_errors.push(e.to_string());
                 }
             }
+        }
+        // Errors followed by a success marker were survived; they do not
+        // explain a failure.
+        if let Some(until) = outcome.survived_until() {
+            findings.retain(|(_, pos)| pos.last_line > until);
         }
         Ok(Report {
             diagnosis: diagnosis::diagnose(findings, number),

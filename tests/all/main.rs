@@ -5,6 +5,7 @@
 
 mod cli;
 mod detect;
+mod eval;
 mod sandbox;
 mod util;
 

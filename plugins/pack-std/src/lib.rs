@@ -13,6 +13,7 @@ const RULE_FILES: &[(&str, &str)] = &[
     ("timeout.toml", include_str!("../rules/timeout.toml")),
     ("resource.toml", include_str!("../rules/resource.toml")),
     ("permission.toml", include_str!("../rules/permission.toml")),
+    ("other.toml", include_str!("../rules/other.toml")),
 ];
 
 /// Only ever named as a type: `pack!` exports its `Pack` impl.
