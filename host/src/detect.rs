@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use diagnosis::Diagnosis;
 use diagnosis::Position;
-use scanner::{RuleError, RuleSet};
+use scanner::{BlockLine, RuleError, RuleSet};
 
 use crate::model::{Finding, Job};
 use crate::runtime::detector::ScanSession;
@@ -108,8 +108,10 @@ impl Analyzer {
         let mut scan = self.rules.scan();
         let mut raw = Vec::new();
         let mut text = String::new();
+        // One block of normalised lines serves both the native scanner and
+        // the detector plugins' `feed`.
         let mut chunk = String::new();
-        let mut chunk_first: u32 = 1;
+        let mut lines: Vec<BlockLine> = Vec::new();
         let mut number: u32 = 0;
         let mut marked_lines: Vec<u32> = Vec::new();
         let mut outcome = outcome::Outcome::default();
@@ -120,19 +122,16 @@ impl Analyzer {
             if marker && marked_lines.len() < 10_000 {
                 marked_lines.push(number);
             }
-            scan.line(number, &text, marker);
             outcome.line(number, &text);
-            if !sessions.is_empty() {
-                if !chunk.is_empty() {
-                    chunk.push('\n');
-                }
-                chunk.push_str(&text);
-                if chunk.len() >= limits.chunk_bytes {
-                    self.feed_all(&mut sessions, &chunk, chunk_first, &mut plugin_errors)
-                        .await;
-                    chunk.clear();
-                    chunk_first = number + 1;
-                }
+            if !lines.is_empty() {
+                chunk.push('\n');
+            }
+            lines.push(BlockLine { number, start: chunk.len(), error_marker: marker });
+            chunk.push_str(&text);
+            if chunk.len() >= limits.chunk_bytes {
+                self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors).await;
+                chunk.clear();
+                lines.clear();
             }
             if reader.bytes - last_progress >= 1 << 20 {
                 last_progress = reader.bytes;
@@ -140,9 +139,8 @@ impl Analyzer {
             }
         }
         progress(reader.bytes);
-        if !chunk.is_empty() {
-            self.feed_all(&mut sessions, &chunk, chunk_first, &mut plugin_errors)
-                .await;
+        if !lines.is_empty() {
+            self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors).await;
         }
         let mut findings: Vec<(Finding, Position)> = scan
             .finish()
@@ -197,6 +195,13 @@ impl Analyzer {
             bytes: reader.bytes,
             plugin_errors,
         })
+    }
+
+    async fn flush(&self, scan: &mut scanner::Scan<'_>, sessions: &mut Vec<ScanSession>, chunk: &str, lines: &[BlockLine], errors: &mut Vec<String>) {
+        scan.block(chunk, lines);
+        if let Some(first) = lines.first() {
+            self.feed_all(sessions, chunk, first.number, errors).await;
+        }
     }
 
     async fn feed_all(

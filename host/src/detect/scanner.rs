@@ -1,7 +1,10 @@
 //! The native rule scanner: every pack rule (and, later, learned rules)
-//! compiled once into a [`RuleSet`]; a scan passes each normalised line
-//! through one `RegexSet` test and only runs individual rules (for
-//! captures and `unless`) on the rare lines the set matches.
+//! compiled once into a [`RuleSet`]. A scan works on blocks of normalised
+//! lines (joined by `\n`): one multi-line `RegexSet` pass over the block
+//! says which rules match anywhere in it — for almost every block, none —
+//! and only those rules are searched for, each hit verified on its own line
+//! with the rule as written (captures, `unless`). Per-line calls into the
+//! regex engine would cost far more than the scanning itself.
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -34,6 +37,8 @@ struct CompiledRule {
     rule: Rule,
     source: String,
     regex: Regex,
+    /// The pattern in multi-line mode, for searching whole blocks.
+    block: Regex,
     unless: Option<Regex>,
     capture_names: Vec<String>,
 }
@@ -71,7 +76,7 @@ impl RuleSet {
                 continue;
             }
             match compile_one(rule) {
-                Ok((regex, unless)) => {
+                Ok((regex, block, unless)) => {
                     let capture_names = regex
                         .capture_names()
                         .flatten()
@@ -81,6 +86,7 @@ impl RuleSet {
                         rule: rule.clone(),
                         source: source.to_string(),
                         regex,
+                        block,
                         unless,
                         capture_names,
                     });
@@ -88,7 +94,7 @@ impl RuleSet {
                 Err(message) => errors.push(err(message)),
             }
         }
-        let set = RegexSetBuilder::new(compiled.iter().map(|c| c.rule.pattern.as_str()))
+        let set = RegexSetBuilder::new(compiled.iter().map(|c| multi_line(&c.rule.pattern)))
             .size_limit(RULE_SIZE_LIMIT.saturating_mul(compiled.len().max(1)))
             .dfa_size_limit(64 << 20)
             .build();
@@ -137,7 +143,8 @@ impl RuleSet {
     }
 }
 
-fn compile_one(rule: &Rule) -> Result<(Regex, Option<Regex>), String> {
+#[allow(clippy::type_complexity)]
+fn compile_one(rule: &Rule) -> Result<(Regex, Regex, Option<Regex>), String> {
     let build = |p: &str, what: &str| -> Result<Regex, String> {
         if p.len() > MAX_PATTERN {
             return Err(format!(
@@ -168,7 +175,40 @@ fn compile_one(rule: &Rule) -> Result<(Regex, Option<Regex>), String> {
     if !(0.0..=1.0).contains(&rule.confidence) {
         return Err(format!("confidence {} is outside 0.0–1.0", rule.confidence));
     }
-    Ok((regex, unless))
+    let block = build(&multi_line(&rule.pattern), "pattern")?;
+    Ok((regex, block, unless))
+}
+
+/// The pattern with `^` and `$` matching at line boundaries, for searching
+/// a block of lines. Every match of the pattern on a line is also a match
+/// of this in the block; the converse may fail (`\s` can cross a newline),
+/// which is why block hits are verified per line.
+///
+/// Word boundaries become ASCII ones: a Unicode `\\b` stops the lazy DFA at
+/// the first non-ASCII byte and drops the whole set to the slow PikeVM (a
+/// 1000× slowdown on logs with a single `✓`). The per-line verification
+/// keeps the pattern's exact semantics.
+fn multi_line(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    out.push_str("(?m:");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('b') => out.push_str("(?-u:\\b)"),
+                Some('B') => out.push_str("(?-u:\\B)"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(')');
+    out
 }
 
 /// Matches of one rule in one log.
@@ -195,65 +235,86 @@ pub struct Scan<'a> {
     matched: Vec<usize>,
 }
 
+/// A line of a block: its number in the original log, where it starts in
+/// the block, and whether the CI marked it as an error.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockLine {
+    /// 1-based line number in the original log.
+    pub number: u32,
+    /// Byte offset of the line in the block.
+    pub start: usize,
+    /// Carried a CI error marker.
+    pub error_marker: bool,
+}
+
 impl Scan<'_> {
-    /// Scans one normalised line.
-    #[inline]
-    pub fn line(&mut self, number: u32, text: &str, error_marker: bool) {
-        if !self.set.set.is_match(text) {
+    /// Scans a block: normalised lines joined by `\n`, described by `lines`
+    /// (in order, starting at offset 0).
+    pub fn block(&mut self, block: &str, lines: &[BlockLine]) {
+        if lines.is_empty() {
             return;
         }
         self.matched.clear();
-        self.matched.extend(self.set.set.matches(text).iter());
+        self.matched.extend(self.set.set.matches(block).iter());
         for i in 0..self.matched.len() {
             let idx = self.matched[i];
-            let Some(rule) = self.set.rules.get(idx) else {
-                continue;
-            };
-            let Some(caps) = rule.regex.captures(text) else {
-                continue;
-            };
-            if rule.unless.as_ref().is_some_and(|u| u.is_match(text)) {
-                continue;
-            }
-            if self.hits.len() <= idx {
-                self.hits.resize(self.set.rules.len(), None);
-            }
-            let hit = self.hits[idx].get_or_insert_with(|| RuleHit {
-                count: 0,
-                marked: 0,
-                first: Vec::new(),
-                last: Vec::new(),
-                facts: Vec::new(),
-            });
-            hit.count += 1;
-            if error_marker {
-                hit.marked += 1;
-            }
-            let ev = Evidence {
-                line: number,
-                text: text.to_string(),
-            };
-            if hit.first.len() < KEEP_FIRST {
-                hit.first.push(ev);
-            } else {
-                if hit.last.len() == KEEP_LAST {
-                    hit.last.remove(0);
+            let Some(rule) = self.set.rules.get(idx) else { continue };
+            let mut from = 0;
+            while from <= block.len() {
+                let Some(m) = rule.block.find_at(block, from) else { break };
+                // The line holding the match start.
+                let li = lines.partition_point(|l| l.start <= m.start()).saturating_sub(1);
+                let line = lines[li];
+                let end = lines.get(li + 1).map_or(block.len(), |next| next.start.saturating_sub(1));
+                let text = &block[line.start..end.max(line.start)];
+                self.verify(idx, line.number, text, line.error_marker);
+                // Continue at the next line, not at the match end, so a
+                // match spanning lines can never hide one on the next line.
+                match lines.get(li + 1) {
+                    Some(next) => from = next.start,
+                    None => break,
                 }
-                hit.last.push(ev);
             }
-            for name in &rule.capture_names {
-                if hit.facts.len() >= MAX_FACTS {
-                    break;
-                }
-                if let Some(m) = caps.name(name) {
-                    let fact = (
-                        name.trim_end_matches(|c: char| c.is_ascii_digit())
-                            .to_string(),
-                        m.as_str().to_string(),
-                    );
-                    if !hit.facts.contains(&fact) {
-                        hit.facts.push(fact);
-                    }
+        }
+    }
+
+    /// Scans a single line (a block of one).
+    pub fn line(&mut self, number: u32, text: &str, error_marker: bool) {
+        self.block(text, &[BlockLine { number, start: 0, error_marker }]);
+    }
+
+    /// Checks rule `idx` on one line and records the hit.
+    fn verify(&mut self, idx: usize, number: u32, text: &str, error_marker: bool) {
+        let Some(rule) = self.set.rules.get(idx) else { return };
+        let Some(caps) = rule.regex.captures(text) else { return };
+        if rule.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+            return;
+        }
+        if self.hits.len() <= idx {
+            self.hits.resize(self.set.rules.len(), None);
+        }
+        let hit = self.hits[idx].get_or_insert_with(|| RuleHit { count: 0, marked: 0, first: Vec::new(), last: Vec::new(), facts: Vec::new() });
+        hit.count += 1;
+        if error_marker {
+            hit.marked += 1;
+        }
+        let ev = Evidence { line: number, text: text.to_string() };
+        if hit.first.len() < KEEP_FIRST {
+            hit.first.push(ev);
+        } else {
+            if hit.last.len() == KEEP_LAST {
+                hit.last.remove(0);
+            }
+            hit.last.push(ev);
+        }
+        for name in &rule.capture_names {
+            if hit.facts.len() >= MAX_FACTS {
+                break;
+            }
+            if let Some(m) = caps.name(name) {
+                let fact = (name.trim_end_matches(|c: char| c.is_ascii_digit()).to_string(), m.as_str().to_string());
+                if !hit.facts.contains(&fact) {
+                    hit.facts.push(fact);
                 }
             }
         }
@@ -304,6 +365,34 @@ mod tests {
             remedies: vec![],
             description: String::new(),
         }
+    }
+
+    #[test]
+    fn block_patterns_use_ascii_word_boundaries() {
+        assert_eq!(multi_line(r"a\bb\\b"), r"(?m:a(?-u:\b)b\\b)");
+    }
+
+    #[test]
+    fn matches_are_found_on_every_line_of_a_block() {
+        let rules = [rule("w", r"\bfoo\s+bar\b", None), rule("t", r"^done ✓$", None)];
+        let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
+        assert!(errors.is_empty(), "{errors:?}");
+        let text = "foo\nfoo bar ✓\ndone ✓\nfoo  bar";
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, l) in text.split('\n').enumerate() {
+            lines.push(BlockLine { number: i as u32 + 10, start, error_marker: false });
+            start += l.len() + 1;
+        }
+        let mut scan = set.scan();
+        scan.block(text, &lines);
+        let found = scan.finish();
+        let w = found.iter().find(|(f, _)| f.rule == "w").unwrap();
+        // "foo\nfoo bar" matches across the newline in the block; only the
+        // lines that match on their own count.
+        assert_eq!(w.0.evidence.iter().map(|e| e.line).collect::<Vec<_>>(), [11, 13]);
+        let t = found.iter().find(|(f, _)| f.rule == "t").unwrap();
+        assert_eq!(t.0.evidence[0].line, 12);
     }
 
     #[test]
