@@ -7,7 +7,7 @@ use std::{env, fmt::Write as _, fs, path::PathBuf};
 include!("guest-build.rs");
 
 /// The standard plugins embedded in the binary.
-const PLUGINS: &[&str] = &["pack-std", "detect-tests"];
+const PLUGINS: &[&str] = &["pack-std", "detect-tests", "heal-std"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

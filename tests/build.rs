@@ -9,6 +9,7 @@ include!("../host/guest-build.rs");
 const GUESTS: &[&str] = &[
     "pack-std",
     "detect-tests",
+    "heal-std",
     "guest-spin",
     "guest-hog",
     "guest-greedy",

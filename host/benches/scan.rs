@@ -38,7 +38,12 @@ fn synthetic_log() -> String {
     let mut i: usize = 0;
     while log.len() < SIZE {
         let t = templates[(i * 7 + i / 13) % templates.len()];
-        log.push_str(&format!("2024-05-01T10:{:02}:{:02}.{:07}Z ", (i / 60) % 60, i % 60, i % 9_999_999));
+        log.push_str(&format!(
+            "2024-05-01T10:{:02}:{:02}.{:07}Z ",
+            (i / 60) % 60,
+            i % 60,
+            i % 9_999_999
+        ));
         log.push_str(&t.replace("{n}", &(i % 997).to_string()));
         log.push('\n');
         i += 1;
@@ -49,9 +54,17 @@ fn synthetic_log() -> String {
 }
 
 fn benches(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let rt = tokio.block_on(async {
-        let mut rt = Runtime::new(Arc::new(Config::default()), Store::temporary().expect("db"), None).expect("runtime");
+        let mut rt = Runtime::new(
+            Arc::new(Config::default()),
+            Store::temporary().expect("db"),
+            None,
+        )
+        .expect("runtime");
         rt.load_embedded().await;
         Arc::new(rt)
     });
@@ -73,7 +86,11 @@ fn benches(c: &mut Criterion) {
         if !lines.is_empty() {
             block.push('\n');
         }
-        lines.push(BlockLine { number: n, start: block.len(), error_marker: false });
+        lines.push(BlockLine {
+            number: n,
+            start: block.len(),
+            error_marker: false,
+        });
         block.push_str(&text);
         if block.len() >= 256 * 1024 {
             blocks.push((std::mem::take(&mut block), std::mem::take(&mut lines)));
@@ -84,19 +101,32 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("scan-100MB");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(log.len() as u64));
-    g.bench_function(format!("native scanner, {} rules", analyzer.rules().len()), |b| {
-        b.iter(|| {
-            let mut scan = analyzer.rules().scan();
-            for (block, lines) in &blocks {
-                scan.block(block, lines);
-            }
-            black_box(scan.finish())
-        })
-    });
+    g.bench_function(
+        format!("native scanner, {} rules", analyzer.rules().len()),
+        |b| {
+            b.iter(|| {
+                let mut scan = analyzer.rules().scan();
+                for (block, lines) in &blocks {
+                    scan.block(block, lines);
+                }
+                black_box(scan.finish())
+            })
+        },
+    );
     let job = Job::local("bench");
-    g.bench_function("detect pipeline (read, normalise, scan, WASM detector)", |b| {
-        b.to_async(&tokio).iter(|| async { black_box(analyzer.analyze(log.as_bytes(), &job, &mut |_| {}).await.expect("analyze")) })
-    });
+    g.bench_function(
+        "detect pipeline (read, normalise, scan, WASM detector)",
+        |b| {
+            b.to_async(&tokio).iter(|| async {
+                black_box(
+                    analyzer
+                        .analyze(log.as_bytes(), &job, &mut |_| {})
+                        .await
+                        .expect("analyze"),
+                )
+            })
+        },
+    );
     g.finish();
 }
 

@@ -46,6 +46,7 @@ impl PluginState {
         if let Err(e) = self.ctx.db.record_security(&event) {
             tracing::error!("cannot record security event: {e}");
         }
+        self.audit(&grant.to_string(), "call refused", "denied");
         Err(WitError::Denied(message))
     }
 

@@ -5,8 +5,10 @@
 mod config_cmd;
 mod detect;
 mod eval;
+mod exec;
 mod patterns;
 mod plugins;
+mod status;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,10 @@ pub struct Global {
 enum Command {
     /// Diagnose CI logs: one verdict per file, with evidence lines.
     Detect(detect::Args),
+    /// Wrap a CI step: run it, and on failure diagnose and heal on the spot.
+    Exec(exec::Args),
+    /// Circuit breakers, retry budgets and strategy statistics.
+    Status(status::Args),
     /// Measure detection on a labelled corpus (labels.jsonl + passing/).
     Eval(eval::Args),
     /// Inspect the active rules.
@@ -92,6 +98,8 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Detect(args) => detect::run(&cli.global, args, out, err).await,
         Command::Plugins(cmd) => plugins::run(&cli.global, cmd, out, err).await,
         Command::Eval(args) => eval::run(&cli.global, args, out).await,
+        Command::Exec(args) => exec::run(&cli.global, args, out, err).await,
+        Command::Status(args) => status::run(&cli.global, args, out).await,
         Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
         Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
     };

@@ -126,10 +126,15 @@ impl Analyzer {
             if !lines.is_empty() {
                 chunk.push('\n');
             }
-            lines.push(BlockLine { number, start: chunk.len(), error_marker: marker });
+            lines.push(BlockLine {
+                number,
+                start: chunk.len(),
+                error_marker: marker,
+            });
             chunk.push_str(&text);
             if chunk.len() >= limits.chunk_bytes {
-                self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors).await;
+                self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors)
+                    .await;
                 chunk.clear();
                 lines.clear();
             }
@@ -140,7 +145,8 @@ impl Analyzer {
         }
         progress(reader.bytes);
         if !lines.is_empty() {
-            self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors).await;
+            self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors)
+                .await;
         }
         let mut findings: Vec<(Finding, Position)> = scan
             .finish()
@@ -197,7 +203,14 @@ impl Analyzer {
         })
     }
 
-    async fn flush(&self, scan: &mut scanner::Scan<'_>, sessions: &mut Vec<ScanSession>, chunk: &str, lines: &[BlockLine], errors: &mut Vec<String>) {
+    async fn flush(
+        &self,
+        scan: &mut scanner::Scan<'_>,
+        sessions: &mut Vec<ScanSession>,
+        chunk: &str,
+        lines: &[BlockLine],
+        errors: &mut Vec<String>,
+    ) {
         scan.block(chunk, lines);
         if let Some(first) = lines.first() {
             self.feed_all(sessions, chunk, first.number, errors).await;

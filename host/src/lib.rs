@@ -14,6 +14,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod heal;
 pub mod model;
 pub mod runtime;
 pub mod store;

@@ -199,6 +199,50 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads a JSON record from `tree` (one of the typed trees: `breakers`,
+    /// `budgets`, `stats`).
+    pub fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.db.open_tree(tree)?.get(key.as_bytes())? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v)
+                    .map_err(|source| StoreError::Corrupt { tree, source })?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a JSON record to `tree`.
+    pub fn put_json<T: Serialize>(
+        &self,
+        tree: &'static str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|source| StoreError::Corrupt { tree, source })?;
+        self.db.open_tree(tree)?.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Every record of `tree`, in key order.
+    pub fn all_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &'static str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.open_tree(tree)?.iter() {
+            let (k, v) = item?;
+            let value = serde_json::from_slice(&v)
+                .map_err(|source| StoreError::Corrupt { tree, source })?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), value));
+        }
+        Ok(out)
+    }
+
     /// Writes everything to disk now (before acknowledging work elsewhere).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

@@ -54,7 +54,7 @@ mod rules;
 pub use bindings::guard::plugin::types::{
     Category, Error, Evidence, Finding, Job, Platform, PluginInfo, Rule,
 };
-pub use plugin::{Detector, Healer, Pack, Report, Strategy, info, lines};
+pub use plugin::{Detector, Effect, Healer, Pack, Report, Strategy, info, lines};
 #[cfg(feature = "toml")]
 pub use rules::{RulesFile, rules_from_toml};
 
@@ -66,7 +66,8 @@ pub mod kv {
 /// Actions on the CI platform, scoped to the job being healed.
 pub mod ci {
     pub use crate::bindings::guard::plugin::ci::{
-        annotate, cancel, clear_caches, rerun_failed_jobs, rerun_job, schedule_rerun,
+        annotate, cancel, clear_caches, rerun_failed_jobs, rerun_job, rerun_job_with_env,
+        schedule_rerun,
     };
 }
 

@@ -53,6 +53,20 @@ pub struct Strategy {
     pub description: String,
 }
 
+/// What a heal achieved (the WIT `healer.effect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Effect {
+    /// The job was re-run, or a re-run is scheduled.
+    Rerun,
+    /// The failed tests passed when re-run in isolation: flaky.
+    PassedInIsolation,
+    /// The failed tests failed again in isolation: genuine.
+    FailedInIsolation,
+    /// Nothing was re-run; the failure was reported.
+    #[default]
+    Reported,
+}
+
 /// What a heal did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -60,8 +74,10 @@ pub struct Report {
     pub summary: String,
     /// Each action taken.
     pub actions: Vec<String>,
-    /// True when the job was (or is scheduled to be) re-run.
-    pub retried: bool,
+    /// What it achieved.
+    pub effect: Effect,
+    /// Facts for the report, e.g. `("flaky-test", name)`.
+    pub facts: Vec<(String, String)>,
 }
 
 /// A healer: strategies that act on a diagnosed failure through the
@@ -192,7 +208,13 @@ macro_rules! healer {
                     <$ty as $crate::Healer>::heal(&strategy, &job, &finding).map(|r| wit::Report {
                         summary: r.summary,
                         actions: r.actions,
-                        retried: r.retried,
+                        effect: match r.effect {
+                            $crate::Effect::Rerun => wit::Effect::Rerun,
+                            $crate::Effect::PassedInIsolation => wit::Effect::PassedInIsolation,
+                            $crate::Effect::FailedInIsolation => wit::Effect::FailedInIsolation,
+                            $crate::Effect::Reported => wit::Effect::Reported,
+                        },
+                        facts: r.facts,
                     })
                 }
             }

@@ -6,6 +6,7 @@
 mod cli;
 mod detect;
 mod eval;
+mod heal;
 mod sandbox;
 mod util;
 

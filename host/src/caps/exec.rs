@@ -48,7 +48,7 @@ impl Host for PluginState {
         }
         // Leave the plugin call some of its wall-clock budget to handle the result.
         let cap = Duration::from_millis(self.ctx.limits.call_timeout_ms.saturating_mul(8) / 10);
-        let result = run_capped(&program, &args, cap).await;
+        let result = run_capped(&program, &args, cap, self.ctx.workdir.as_deref()).await;
         let outcome = match &result {
             Ok(o) => format!("exit {}", o.status),
             Err(e) => format!("failed: {e:?}"),
@@ -58,7 +58,12 @@ impl Host for PluginState {
     }
 }
 
-async fn run_capped(program: &str, args: &[String], cap: Duration) -> Result<Output, Error> {
+async fn run_capped(
+    program: &str,
+    args: &[String],
+    cap: Duration,
+    workdir: Option<&std::path::Path>,
+) -> Result<Output, Error> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -66,6 +71,9 @@ async fn run_capped(program: &str, args: &[String], cap: Duration) -> Result<Out
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(dir) = workdir {
+        cmd.current_dir(dir);
+    }
     for var in ENV_ALLOW {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);

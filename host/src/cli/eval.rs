@@ -31,9 +31,17 @@ pub struct Args {
 
 async fn verdict(analyzer: &Analyzer, path: &std::path::Path, name: &str) -> Result<Verdict> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let report = analyzer.analyze(BufReader::new(f), &Job::local(name), &mut |_| {}).await.with_context(|| format!("analysing {}", path.display()))?;
+    let report = analyzer
+        .analyze(BufReader::new(f), &Job::local(name), &mut |_| {})
+        .await
+        .with_context(|| format!("analysing {}", path.display()))?;
     let d = report.diagnosis;
-    Ok(Verdict { file: name.to_string(), category: d.category, rule: d.rule, evidence: d.evidence })
+    Ok(Verdict {
+        file: name.to_string(),
+        category: d.category,
+        rule: d.rule,
+        evidence: d.evidence,
+    })
 }
 
 pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {
@@ -46,7 +54,11 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         eval.add_failing(label, v);
     }
     for path in passing_logs(&args.corpus) {
-        let name = path.strip_prefix(&args.corpus).unwrap_or(&path).display().to_string();
+        let name = path
+            .strip_prefix(&args.corpus)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let v = verdict(&analyzer, &path, &name).await?;
         eval.add_passing(v);
     }
@@ -55,21 +67,53 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     } else {
         print_report(out, &eval)?;
     }
-    let below = args.min_accuracy.is_some_and(|m| eval.accuracy() < m || !eval.false_alarms.is_empty());
+    let below = args
+        .min_accuracy
+        .is_some_and(|m| eval.accuracy() < m || !eval.false_alarms.is_empty());
     Ok(if below { 1 } else { 0 })
 }
 
 fn print_report(out: &mut dyn Write, e: &Evaluation) -> std::io::Result<()> {
-    writeln!(out, "accuracy: {}/{} = {:.1}% (label or an accepted alternative)", e.correct, e.failing, 100.0 * e.accuracy())?;
-    writeln!(out, "false alarms on passing logs: {}/{}", e.false_alarms.len(), e.passing)?;
-    writeln!(out, "labelled evidence line among guard's evidence: {}/{}", e.evidence_hits, e.failing)?;
+    writeln!(
+        out,
+        "accuracy: {}/{} = {:.1}% (label or an accepted alternative)",
+        e.correct,
+        e.failing,
+        100.0 * e.accuracy()
+    )?;
+    writeln!(
+        out,
+        "false alarms on passing logs: {}/{}",
+        e.false_alarms.len(),
+        e.passing
+    )?;
+    writeln!(
+        out,
+        "labelled evidence line among guard's evidence: {}/{}",
+        e.evidence_hits, e.failing
+    )?;
     writeln!(out)?;
-    writeln!(out, "{:<12} {:>7} {:>9} {:>7}", "category", "support", "precision", "recall")?;
+    writeln!(
+        out,
+        "{:<12} {:>7} {:>9} {:>7}",
+        "category", "support", "precision", "recall"
+    )?;
     for (c, s) in &e.categories {
-        writeln!(out, "{:<12} {:>7} {:>8.1}% {:>6.1}%", c.as_str(), s.support, 100.0 * s.precision(), 100.0 * s.recall())?;
+        writeln!(
+            out,
+            "{:<12} {:>7} {:>8.1}% {:>6.1}%",
+            c.as_str(),
+            s.support,
+            100.0 * s.precision(),
+            100.0 * s.recall()
+        )?;
     }
     writeln!(out)?;
-    let columns: Vec<String> = Category::ALL.iter().map(|c| c.as_str().to_string()).chain(["none".to_string()]).collect();
+    let columns: Vec<String> = Category::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .chain(["none".to_string()])
+        .collect();
     write!(out, "{:<12}", "label \\ got")?;
     for c in &columns {
         write!(out, " {:>5}", &c[..c.len().min(5)])?;
@@ -89,7 +133,14 @@ fn print_report(out: &mut dyn Write, e: &Evaluation) -> std::io::Result<()> {
         writeln!(out, "\nmisclassified:")?;
         for m in &e.misses {
             let got = m.verdict.category.map_or("none", |c| c.as_str());
-            writeln!(out, "  {}: expected {} got {} ({})", m.verdict.file, m.expected, got, m.verdict.rule.as_deref().unwrap_or("no rule"))?;
+            writeln!(
+                out,
+                "  {}: expected {} got {} ({})",
+                m.verdict.file,
+                m.expected,
+                got,
+                m.verdict.rule.as_deref().unwrap_or("no rule")
+            )?;
             for ev in m.verdict.evidence.iter().take(2) {
                 writeln!(out, "    {}: {}", ev.line, truncate(&ev.text, 160))?;
             }
@@ -98,7 +149,13 @@ fn print_report(out: &mut dyn Write, e: &Evaluation) -> std::io::Result<()> {
     if !e.false_alarms.is_empty() {
         writeln!(out, "\nfalse alarms:")?;
         for v in &e.false_alarms {
-            writeln!(out, "  {}: {} ({})", v.file, v.category.map_or("none", |c| c.as_str()), v.rule.as_deref().unwrap_or("?"))?;
+            writeln!(
+                out,
+                "  {}: {} ({})",
+                v.file,
+                v.category.map_or("none", |c| c.as_str()),
+                v.rule.as_deref().unwrap_or("?")
+            )?;
             for ev in v.evidence.iter().take(1) {
                 writeln!(out, "    {}: {}", ev.line, truncate(&ev.text, 160))?;
             }

@@ -33,9 +33,18 @@ struct RuleView<'a> {
     rule: &'a Rule,
 }
 
-pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+pub async fn run(
+    global: &Global,
+    cmd: Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
     match cmd {
-        Command::List { regex, json, plugins } => {
+        Command::List {
+            regex,
+            json,
+            plugins,
+        } => {
             let (runtime, _) = super::runtime(global, plugins.as_deref()).await?;
             let (analyzer, errors) = Analyzer::new(runtime);
             for e in &errors {
@@ -46,11 +55,23 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write, err: &mut d
                     writeln!(out, "{}", r.pattern)?;
                 }
             } else if json {
-                let views: Vec<_> = analyzer.rules().rules().map(|(source, rule)| RuleView { source, rule }).collect();
+                let views: Vec<_> = analyzer
+                    .rules()
+                    .rules()
+                    .map(|(source, rule)| RuleView { source, rule })
+                    .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&views)?)?;
             } else {
                 for (source, r) in analyzer.rules().rules() {
-                    writeln!(out, "{:<34} {:<11} {:<26} {:.2}  {}  [{source}]", r.id, r.category.as_str(), r.failure_type, r.confidence, r.description)?;
+                    writeln!(
+                        out,
+                        "{:<34} {:<11} {:<26} {:.2}  {}  [{source}]",
+                        r.id,
+                        r.category.as_str(),
+                        r.failure_type,
+                        r.confidence,
+                        r.description
+                    )?;
                 }
                 writeln!(out, "{} rules", analyzer.rules().len())?;
             }

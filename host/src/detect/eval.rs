@@ -50,15 +50,26 @@ pub enum EvalError {
 /// Reads `DIR/labels.jsonl`.
 pub fn load_labels(dir: &Path) -> Result<Vec<Label>, EvalError> {
     let path = dir.join("labels.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|source| EvalError::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| EvalError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let mut labels = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let label: Label = serde_json::from_str(line).map_err(|e| EvalError::Label { path: path.clone(), line: i + 1, message: e.to_string() })?;
+        let label: Label = serde_json::from_str(line).map_err(|e| EvalError::Label {
+            path: path.clone(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
         if label.file.contains("..") || Path::new(&label.file).is_absolute() {
-            return Err(EvalError::Label { path: path.clone(), line: i + 1, message: format!("file {:?} must be relative to the corpus", label.file) });
+            return Err(EvalError::Label {
+                path: path.clone(),
+                line: i + 1,
+                message: format!("file {:?} must be relative to the corpus", label.file),
+            });
         }
         labels.push(label);
     }
@@ -68,7 +79,11 @@ pub fn load_labels(dir: &Path) -> Result<Vec<Label>, EvalError> {
 /// The passing logs of a corpus (`DIR/passing/*.log`), sorted.
 pub fn passing_logs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("passing"))
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "log")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -116,12 +131,20 @@ impl CategoryScore {
     /// TP / (TP + FP), or 1 when it was never predicted.
     pub fn precision(&self) -> f64 {
         let d = self.true_positives + self.false_positives;
-        if d == 0 { 1.0 } else { self.true_positives as f64 / d as f64 }
+        if d == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / d as f64
+        }
     }
     /// TP / (TP + FN), or 1 when it never occurs.
     pub fn recall(&self) -> f64 {
         let d = self.true_positives + self.false_negatives;
-        if d == 0 { 1.0 } else { self.true_positives as f64 / d as f64 }
+        if d == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / d as f64
+        }
     }
 }
 
@@ -149,28 +172,52 @@ pub struct Evaluation {
 impl Evaluation {
     /// Share of failing logs classified correctly.
     pub fn accuracy(&self) -> f64 {
-        if self.failing == 0 { 0.0 } else { self.correct as f64 / self.failing as f64 }
+        if self.failing == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.failing as f64
+        }
     }
 
     /// Adds the verdict on a labelled failing log.
     pub fn add_failing(&mut self, label: &Label, verdict: Verdict) {
         self.failing += 1;
-        let ok = verdict.category.is_some_and(|c| c == label.category || label.also.contains(&c));
-        if label.evidence_line.is_some_and(|l| verdict.evidence.iter().any(|e| e.line == l)) {
+        let ok = verdict
+            .category
+            .is_some_and(|c| c == label.category || label.also.contains(&c));
+        if label
+            .evidence_line
+            .is_some_and(|l| verdict.evidence.iter().any(|e| e.line == l))
+        {
             self.evidence_hits += 1;
         }
         let predicted = verdict.category.map_or("none", |c| c.as_str()).to_string();
-        *self.confusion.entry(label.category.as_str().to_string()).or_default().entry(predicted).or_default() += 1;
+        *self
+            .confusion
+            .entry(label.category.as_str().to_string())
+            .or_default()
+            .entry(predicted)
+            .or_default() += 1;
         self.categories.entry(label.category).or_default().support += 1;
         if ok {
             self.correct += 1;
-            self.categories.entry(label.category).or_default().true_positives += 1;
+            self.categories
+                .entry(label.category)
+                .or_default()
+                .true_positives += 1;
         } else {
-            self.categories.entry(label.category).or_default().false_negatives += 1;
+            self.categories
+                .entry(label.category)
+                .or_default()
+                .false_negatives += 1;
             if let Some(c) = verdict.category {
                 self.categories.entry(c).or_default().false_positives += 1;
             }
-            self.misses.push(Miss { verdict, expected: label.category, also: label.also.clone() });
+            self.misses.push(Miss {
+                verdict,
+                expected: label.category,
+                also: label.also.clone(),
+            });
         }
     }
 
@@ -189,13 +236,26 @@ mod tests {
     use super::*;
 
     fn v(c: Option<Category>) -> Verdict {
-        Verdict { file: "f".into(), category: c, rule: None, evidence: vec![Evidence { line: 3, text: String::new() }] }
+        Verdict {
+            file: "f".into(),
+            category: c,
+            rule: None,
+            evidence: vec![Evidence {
+                line: 3,
+                text: String::new(),
+            }],
+        }
     }
 
     #[test]
     fn scoring() {
         let mut e = Evaluation::default();
-        let label = Label { file: "f".into(), category: Category::Build, also: vec![Category::Dependency], evidence_line: Some(3) };
+        let label = Label {
+            file: "f".into(),
+            category: Category::Build,
+            also: vec![Category::Dependency],
+            evidence_line: Some(3),
+        };
         e.add_failing(&label, v(Some(Category::Build)));
         e.add_failing(&label, v(Some(Category::Dependency)));
         e.add_failing(&label, v(Some(Category::Test)));
@@ -207,7 +267,10 @@ mod tests {
         assert_eq!(e.evidence_hits, 3);
         assert_eq!(e.false_alarms.len(), 1);
         let build = &e.categories[&Category::Build];
-        assert_eq!((build.support, build.true_positives, build.false_negatives), (4, 2, 2));
+        assert_eq!(
+            (build.support, build.true_positives, build.false_negatives),
+            (4, 2, 2)
+        );
         assert_eq!(e.categories[&Category::Test].false_positives, 2);
         assert_eq!(e.confusion["build"]["none"], 1);
     }

@@ -19,8 +19,16 @@ pub fn marker(text: &str) -> Option<Marker> {
     if t.len() > 120 {
         return None;
     }
-    let t = t.strip_prefix("[INFO] ").or_else(|| t.strip_prefix("[ERROR] ")).unwrap_or(t);
-    if t == "BUILD SUCCESS" || t == "BUILD SUCCESSFUL" || t.starts_with("BUILD SUCCESSFUL in ") || t == "Finished: SUCCESS" || t == "Job succeeded" {
+    let t = t
+        .strip_prefix("[INFO] ")
+        .or_else(|| t.strip_prefix("[ERROR] "))
+        .unwrap_or(t);
+    if t == "BUILD SUCCESS"
+        || t == "BUILD SUCCESSFUL"
+        || t.starts_with("BUILD SUCCESSFUL in ")
+        || t == "Finished: SUCCESS"
+        || t == "Job succeeded"
+    {
         return Some(Marker::Success);
     }
     if t == "BUILD FAILURE"
@@ -29,7 +37,8 @@ pub fn marker(text: &str) -> Option<Marker> {
         || t.starts_with("Finished: ABORTED")
         || t.starts_with("Finished: UNSTABLE")
         || t.starts_with("ERROR: Job failed")
-        || (t.starts_with("Process completed with exit code ") && !t.starts_with("Process completed with exit code 0"))
+        || (t.starts_with("Process completed with exit code ")
+            && !t.starts_with("Process completed with exit code 0"))
     {
         return Some(Marker::Failure);
     }
@@ -76,7 +85,10 @@ mod tests {
         assert_eq!(marker("[INFO] BUILD SUCCESS"), Some(Marker::Success));
         assert_eq!(marker("BUILD SUCCESSFUL in 2m 3s"), Some(Marker::Success));
         assert_eq!(marker("Finished: FAILURE"), Some(Marker::Failure));
-        assert_eq!(marker("Process completed with exit code 1."), Some(Marker::Failure));
+        assert_eq!(
+            marker("Process completed with exit code 1."),
+            Some(Marker::Failure)
+        );
         assert_eq!(marker("Process completed with exit code 0."), None);
         assert_eq!(marker("echo BUILD SUCCESS is printed by maven"), None);
     }

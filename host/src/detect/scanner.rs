@@ -258,14 +258,22 @@ impl Scan<'_> {
         self.matched.extend(self.set.set.matches(block).iter());
         for i in 0..self.matched.len() {
             let idx = self.matched[i];
-            let Some(rule) = self.set.rules.get(idx) else { continue };
+            let Some(rule) = self.set.rules.get(idx) else {
+                continue;
+            };
             let mut from = 0;
             while from <= block.len() {
-                let Some(m) = rule.block.find_at(block, from) else { break };
+                let Some(m) = rule.block.find_at(block, from) else {
+                    break;
+                };
                 // The line holding the match start.
-                let li = lines.partition_point(|l| l.start <= m.start()).saturating_sub(1);
+                let li = lines
+                    .partition_point(|l| l.start <= m.start())
+                    .saturating_sub(1);
                 let line = lines[li];
-                let end = lines.get(li + 1).map_or(block.len(), |next| next.start.saturating_sub(1));
+                let end = lines
+                    .get(li + 1)
+                    .map_or(block.len(), |next| next.start.saturating_sub(1));
                 let text = &block[line.start..end.max(line.start)];
                 self.verify(idx, line.number, text, line.error_marker);
                 // Continue at the next line, not at the match end, so a
@@ -280,25 +288,45 @@ impl Scan<'_> {
 
     /// Scans a single line (a block of one).
     pub fn line(&mut self, number: u32, text: &str, error_marker: bool) {
-        self.block(text, &[BlockLine { number, start: 0, error_marker }]);
+        self.block(
+            text,
+            &[BlockLine {
+                number,
+                start: 0,
+                error_marker,
+            }],
+        );
     }
 
     /// Checks rule `idx` on one line and records the hit.
     fn verify(&mut self, idx: usize, number: u32, text: &str, error_marker: bool) {
-        let Some(rule) = self.set.rules.get(idx) else { return };
-        let Some(caps) = rule.regex.captures(text) else { return };
+        let Some(rule) = self.set.rules.get(idx) else {
+            return;
+        };
+        let Some(caps) = rule.regex.captures(text) else {
+            return;
+        };
         if rule.unless.as_ref().is_some_and(|u| u.is_match(text)) {
             return;
         }
         if self.hits.len() <= idx {
             self.hits.resize(self.set.rules.len(), None);
         }
-        let hit = self.hits[idx].get_or_insert_with(|| RuleHit { count: 0, marked: 0, first: Vec::new(), last: Vec::new(), facts: Vec::new() });
+        let hit = self.hits[idx].get_or_insert_with(|| RuleHit {
+            count: 0,
+            marked: 0,
+            first: Vec::new(),
+            last: Vec::new(),
+            facts: Vec::new(),
+        });
         hit.count += 1;
         if error_marker {
             hit.marked += 1;
         }
-        let ev = Evidence { line: number, text: text.to_string() };
+        let ev = Evidence {
+            line: number,
+            text: text.to_string(),
+        };
         if hit.first.len() < KEEP_FIRST {
             hit.first.push(ev);
         } else {
@@ -312,7 +340,11 @@ impl Scan<'_> {
                 break;
             }
             if let Some(m) = caps.name(name) {
-                let fact = (name.trim_end_matches(|c: char| c.is_ascii_digit()).to_string(), m.as_str().to_string());
+                let fact = (
+                    name.trim_end_matches(|c: char| c.is_ascii_digit())
+                        .to_string(),
+                    m.as_str().to_string(),
+                );
                 if !hit.facts.contains(&fact) {
                     hit.facts.push(fact);
                 }
@@ -374,14 +406,21 @@ mod tests {
 
     #[test]
     fn matches_are_found_on_every_line_of_a_block() {
-        let rules = [rule("w", r"\bfoo\s+bar\b", None), rule("t", r"^done ✓$", None)];
+        let rules = [
+            rule("w", r"\bfoo\s+bar\b", None),
+            rule("t", r"^done ✓$", None),
+        ];
         let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
         assert!(errors.is_empty(), "{errors:?}");
         let text = "foo\nfoo bar ✓\ndone ✓\nfoo  bar";
         let mut lines = Vec::new();
         let mut start = 0;
         for (i, l) in text.split('\n').enumerate() {
-            lines.push(BlockLine { number: i as u32 + 10, start, error_marker: false });
+            lines.push(BlockLine {
+                number: i as u32 + 10,
+                start,
+                error_marker: false,
+            });
             start += l.len() + 1;
         }
         let mut scan = set.scan();
@@ -390,7 +429,10 @@ mod tests {
         let w = found.iter().find(|(f, _)| f.rule == "w").unwrap();
         // "foo\nfoo bar" matches across the newline in the block; only the
         // lines that match on their own count.
-        assert_eq!(w.0.evidence.iter().map(|e| e.line).collect::<Vec<_>>(), [11, 13]);
+        assert_eq!(
+            w.0.evidence.iter().map(|e| e.line).collect::<Vec<_>>(),
+            [11, 13]
+        );
         let t = found.iter().find(|(f, _)| f.rule == "t").unwrap();
         assert_eq!(t.0.evidence[0].line, 12);
     }

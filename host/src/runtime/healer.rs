@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::bindings::healer::exports::guard::plugin::healer::Effect as WitEffect;
 use super::loader::{Plugin, Pre, Runtime, finish_call};
 use super::state::begin_call;
 use super::{RuntimeError, convert};
@@ -25,6 +26,31 @@ pub struct StrategyInfo {
     pub description: String,
 }
 
+/// What a heal achieved (the WIT `healer.effect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// The job was re-run or a re-run is scheduled.
+    Rerun,
+    /// The failed tests passed alone: flaky.
+    PassedInIsolation,
+    /// The failed tests failed again alone: genuine.
+    FailedInIsolation,
+    /// Reported only.
+    Reported,
+}
+
+/// Where and how a heal runs.
+#[derive(Debug, Clone, Default)]
+pub struct HealOptions {
+    /// Record actions without performing them.
+    pub dry_run: bool,
+    /// Working directory for `exec`.
+    pub workdir: Option<std::path::PathBuf>,
+    /// The local backend, for `guard exec`.
+    pub local: Option<Arc<crate::runtime::state::LocalActions>>,
+}
+
 /// The outcome of a heal call.
 #[derive(Debug, Clone, Serialize)]
 pub enum HealOutcome {
@@ -34,8 +60,10 @@ pub enum HealOutcome {
         summary: String,
         /// Actions, as the healer reported them.
         actions: Vec<String>,
-        /// Whether the job was (or will be) re-run.
-        retried: bool,
+        /// What it achieved.
+        effect: Effect,
+        /// Facts (e.g. flaky test names).
+        facts: Vec<(String, String)>,
     },
     /// The healer declined with a WIT error (e.g. a denial it could not work around).
     Declined(String),
@@ -92,7 +120,7 @@ impl Runtime {
         strategy: &str,
         job: &Job,
         finding: &Finding,
-        dry_run: bool,
+        options: &HealOptions,
     ) -> Result<HealOutcome, RuntimeError> {
         let Pre::Healer(pre) = &plugin.pre else {
             return Err(RuntimeError::Setup(format!(
@@ -102,7 +130,10 @@ impl Runtime {
         };
         plugin.check_quarantine()?;
         let id = plugin.info.id.clone();
-        let mut store = self.new_store(self.context(plugin, Some(job.clone()), dry_run));
+        let mut ctx = (*self.context(plugin, Some(job.clone()), options.dry_run)).clone();
+        ctx.workdir = options.workdir.clone();
+        ctx.local = options.local.clone();
+        let mut store = self.new_store(Arc::new(ctx));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {
             begin_call(&mut store);
@@ -127,7 +158,18 @@ impl Runtime {
                         .take(100)
                         .map(|a| convert::truncate(a, 1024))
                         .collect(),
-                    retried: r.retried,
+                    effect: match r.effect {
+                        WitEffect::Rerun => Effect::Rerun,
+                        WitEffect::PassedInIsolation => Effect::PassedInIsolation,
+                        WitEffect::FailedInIsolation => Effect::FailedInIsolation,
+                        WitEffect::Reported => Effect::Reported,
+                    },
+                    facts: r
+                        .facts
+                        .into_iter()
+                        .take(200)
+                        .map(|(k, v)| (convert::truncate(k, 256), convert::truncate(v, 1024)))
+                        .collect(),
                 },
                 Err(e) => HealOutcome::Declined(format!("{e:?}")),
             })

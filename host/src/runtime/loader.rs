@@ -392,7 +392,15 @@ impl Runtime {
                 actual: sha256,
             });
         }
-        let grants = Arc::new(Grants::from_config(&pc));
+        // The embedded standard healer may act on the job it heals (re-run,
+        // clear its caches, annotate) unless guard.toml says otherwise;
+        // programs, hosts and files stay denied until granted.
+        let grants =
+            if source == PluginSource::Embedded && !self.config.plugins.contains_key(&info.id) {
+                Arc::new(Grants::from_list(default_grants(&info.id)).unwrap_or_default())
+            } else {
+                Arc::new(Grants::from_config(&pc))
+            };
         let mut plugin = Plugin {
             info,
             kind: inspection.kind,
@@ -478,6 +486,8 @@ impl Runtime {
             job,
             dry_run,
             limits: self.config.limits.clone(),
+            workdir: None,
+            local: None,
         })
     }
 
@@ -648,6 +658,19 @@ pub fn inspect(
         imports,
         capabilities,
     })
+}
+
+/// Grants of embedded plugins that have no `[plugins.<id>]` section.
+pub fn default_grants(id: &str) -> &'static [&'static str] {
+    match id {
+        "heal-std" => &[
+            "ci.rerun-job",
+            "ci.rerun-failed-jobs",
+            "ci.clear-caches",
+            "ci.annotate",
+        ],
+        _ => &[],
+    }
 }
 
 /// `guard:plugin/kv@0.1.0` → `("kv", "0.1.0")`.

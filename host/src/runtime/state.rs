@@ -29,6 +29,56 @@ pub struct CallContext {
     pub dry_run: bool,
     /// Limits for every call.
     pub limits: Limits,
+    /// Working directory for `exec` (guard's own when unset).
+    pub workdir: Option<std::path::PathBuf>,
+    /// The local platform backend (`guard exec`): CI actions are requests
+    /// that guard's exec loop carries out (a re-run runs the command again).
+    pub local: Option<Arc<LocalActions>>,
+}
+
+/// A CI action requested through the local backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRequest {
+    /// Run the command again, after at least `delay_secs`, with extra environment.
+    Rerun {
+        /// Minimum delay requested by the healer.
+        delay_secs: u32,
+        /// Extra environment variables.
+        env: Vec<(String, String)>,
+    },
+    /// Show a note to the person running the command.
+    Annotate {
+        /// Title.
+        title: String,
+        /// Markdown body.
+        body: String,
+    },
+    /// Stop: no further attempts.
+    Cancel,
+}
+
+/// The requests made during one heal.
+#[derive(Debug, Default)]
+pub struct LocalActions {
+    requests: std::sync::Mutex<Vec<LocalRequest>>,
+}
+
+impl LocalActions {
+    /// Records a request.
+    pub fn push(&self, r: LocalRequest) {
+        match self.requests.lock() {
+            Ok(mut v) => v.push(r),
+            Err(p) => p.into_inner().push(r),
+        }
+    }
+
+    /// Takes every request made so far.
+    pub fn take(&self) -> Vec<LocalRequest> {
+        match self.requests.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
 }
 
 /// The data of one plugin store.

@@ -1,0 +1,13 @@
+//! Healing safety: which strategy to try, and whether to try anything.
+//!
+//! Strategies are ranked by learned success rates per (category, strategy)
+//! ([`stats`]), then filtered by a circuit breaker per (repository, job,
+//! strategy) ([`breaker`]) and by retry budgets per job per commit and per
+//! repository per hour ([`budget`]); all of it lives in sled so a restart
+//! keeps it. [`planner`] puts it together into a plan that `--dry-run`
+//! shows without acting.
+
+pub mod breaker;
+pub mod budget;
+pub mod planner;
+pub mod stats;

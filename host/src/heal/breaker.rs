@@ -1,0 +1,114 @@
+//! Circuit breakers per (repository, job, strategy), persisted in sled tree
+//! `breakers`: after `threshold` consecutive failed heals the breaker opens
+//! and that strategy is not used for `cooldown`; then one trial is allowed
+//! (half-open), and its result closes or re-opens it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError, now_ms};
+
+const TREE: &str = "breakers";
+
+/// Consecutive failures that open a breaker.
+pub const THRESHOLD: u32 = 3;
+/// How long an open breaker stays open.
+pub const COOLDOWN_MS: u64 = 60 * 60 * 1000;
+
+/// A breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Heals allowed.
+    Closed,
+    /// Heals refused until the cooldown ends.
+    Open,
+    /// One trial heal allowed.
+    HalfOpen,
+}
+
+/// A persisted breaker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breaker {
+    /// Consecutive failed heals.
+    pub failures: u32,
+    /// When it last opened (ms since epoch), if it did.
+    pub opened_at_ms: Option<u64>,
+    /// Total heals that worked.
+    pub successes: u32,
+}
+
+impl Breaker {
+    /// The state now.
+    pub fn state(&self, now: u64) -> State {
+        match self.opened_at_ms {
+            Some(at) if self.failures >= THRESHOLD => {
+                if now.saturating_sub(at) >= COOLDOWN_MS {
+                    State::HalfOpen
+                } else {
+                    State::Open
+                }
+            }
+            _ => State::Closed,
+        }
+    }
+}
+
+/// The key of a breaker.
+pub fn key(repository: &str, job: &str, strategy: &str) -> String {
+    format!("{repository}\u{1f}{job}\u{1f}{strategy}")
+}
+
+/// Reads a breaker (closed and empty when unknown).
+pub fn get(store: &Store, key: &str) -> Result<Breaker, StoreError> {
+    Ok(store.get_json(TREE, key)?.unwrap_or(Breaker {
+        failures: 0,
+        opened_at_ms: None,
+        successes: 0,
+    }))
+}
+
+/// Records the outcome of a heal through this breaker.
+pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreError> {
+    let mut b = get(store, key)?;
+    if worked {
+        b.failures = 0;
+        b.opened_at_ms = None;
+        b.successes += 1;
+    } else {
+        b.failures += 1;
+        if b.failures >= THRESHOLD {
+            b.opened_at_ms = Some(now_ms());
+        }
+    }
+    store.put_json(TREE, key, &b)?;
+    store.flush()?;
+    Ok(b)
+}
+
+/// Every breaker with its key parts.
+pub fn all(store: &Store) -> Result<Vec<(Vec<String>, Breaker)>, StoreError> {
+    Ok(store
+        .all_json::<Breaker>(TREE)?
+        .into_iter()
+        .map(|(k, b)| (k.split('\u{1f}').map(str::to_string).collect(), b))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_threshold_and_closes_on_success() {
+        let s = Store::temporary().unwrap();
+        let k = key("r", "j", "retry");
+        for _ in 0..THRESHOLD - 1 {
+            record(&s, &k, false).unwrap();
+        }
+        assert_eq!(get(&s, &k).unwrap().state(now_ms()), State::Closed);
+        let b = record(&s, &k, false).unwrap();
+        assert_eq!(b.state(now_ms()), State::Open);
+        assert_eq!(b.state(now_ms() + COOLDOWN_MS), State::HalfOpen);
+        assert_eq!(record(&s, &k, true).unwrap().state(now_ms()), State::Closed);
+    }
+}

@@ -1,0 +1,127 @@
+//! Retry budgets, persisted in sled tree `budgets`: re-runs per job per
+//! commit (default 2, never more than the hard cap) and per repository per
+//! hour. A budget is spent when a re-run is actually started.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{HARD_MAX_RETRIES_PER_JOB, Heal};
+use crate::store::{Store, StoreError, now_ms};
+
+const TREE: &str = "budgets";
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
+/// Re-runs spent for one job on one commit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobBudget {
+    /// Re-runs started.
+    pub used: u32,
+}
+
+/// Re-runs started in a repository (timestamps within the last hour).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepoBudget {
+    /// Start times, ms since epoch.
+    pub recent: Vec<u64>,
+}
+
+/// Why a re-run is not allowed, if it is not.
+pub fn check(
+    store: &Store,
+    heal: &Heal,
+    repository: &str,
+    job: &str,
+    commit: &str,
+) -> Result<Option<String>, StoreError> {
+    let max = heal.max_retries_per_job.min(HARD_MAX_RETRIES_PER_JOB);
+    let jb: JobBudget = store
+        .get_json(TREE, &job_key(repository, job, commit))?
+        .unwrap_or_default();
+    if jb.used >= max {
+        return Ok(Some(format!(
+            "retry budget spent: {} of {max} re-runs for this job on commit {commit} ([heal] max_retries_per_job)",
+            jb.used
+        )));
+    }
+    let rb: RepoBudget = store
+        .get_json(TREE, &repo_key(repository))?
+        .unwrap_or_default();
+    let now = now_ms();
+    let in_hour = rb
+        .recent
+        .iter()
+        .filter(|t| now.saturating_sub(**t) < HOUR_MS)
+        .count() as u32;
+    if in_hour >= heal.max_retries_per_repo_hour {
+        return Ok(Some(format!(
+            "repository budget spent: {in_hour} re-runs in the last hour ([heal] max_retries_per_repo_hour)"
+        )));
+    }
+    Ok(None)
+}
+
+/// Spends one re-run.
+pub fn spend(store: &Store, repository: &str, job: &str, commit: &str) -> Result<(), StoreError> {
+    let jk = job_key(repository, job, commit);
+    let mut jb: JobBudget = store.get_json(TREE, &jk)?.unwrap_or_default();
+    jb.used += 1;
+    store.put_json(TREE, &jk, &jb)?;
+    let rk = repo_key(repository);
+    let mut rb: RepoBudget = store.get_json(TREE, &rk)?.unwrap_or_default();
+    let now = now_ms();
+    rb.recent.retain(|t| now.saturating_sub(*t) < HOUR_MS);
+    rb.recent.push(now);
+    store.put_json(TREE, &rk, &rb)?;
+    store.flush()
+}
+
+/// Every job budget: (repository, job, commit, used).
+pub fn all_jobs(store: &Store) -> Result<Vec<(String, String, String, u32)>, StoreError> {
+    let mut out = Vec::new();
+    for (k, v) in store.all_json::<serde_json::Value>(TREE)? {
+        let parts: Vec<&str> = k.split('\u{1f}').collect();
+        if let ["job", repo, job, commit] = parts.as_slice() {
+            let used = v.get("used").and_then(|u| u.as_u64()).unwrap_or(0) as u32;
+            out.push((repo.to_string(), job.to_string(), commit.to_string(), used));
+        }
+    }
+    Ok(out)
+}
+
+fn job_key(repository: &str, job: &str, commit: &str) -> String {
+    format!("job\u{1f}{repository}\u{1f}{job}\u{1f}{commit}")
+}
+
+fn repo_key(repository: &str) -> String {
+    format!("repo\u{1f}{repository}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_budget_is_capped_and_persisted() {
+        let s = Store::temporary().unwrap();
+        let heal = Heal {
+            max_retries_per_job: 2,
+            ..Heal::default()
+        };
+        assert!(check(&s, &heal, "r", "j", "c1").unwrap().is_none());
+        spend(&s, "r", "j", "c1").unwrap();
+        spend(&s, "r", "j", "c1").unwrap();
+        assert!(
+            check(&s, &heal, "r", "j", "c1")
+                .unwrap()
+                .unwrap()
+                .contains("2 of 2")
+        );
+        assert!(
+            check(&s, &heal, "r", "j", "c2").unwrap().is_none(),
+            "a new commit has its own budget"
+        );
+        assert_eq!(
+            all_jobs(&s).unwrap(),
+            vec![("r".into(), "j".into(), "c1".into(), 2)]
+        );
+    }
+}
