@@ -92,7 +92,7 @@ fn remedies(finding: &Finding) -> Vec<String> {
     if r.is_empty() {
         r.push(
             match finding.category {
-                c if c == Category::Test => "rerun-failed-tests",
+                Category::Test => "rerun-failed-tests",
                 c if c.is_transient() => "retry-with-backoff",
                 _ => "diagnose",
             }
