@@ -107,7 +107,7 @@ async fn plugins_list_shows_the_embedded_standard_plugins() {
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids, ["pack-std", "detect-tests"]);
+    assert_eq!(ids, ["pack-std", "detect-tests", "heal-std"]);
     assert!(v[0]["rules"].as_u64().unwrap() >= 100);
 }
 

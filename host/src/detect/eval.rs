@@ -236,14 +236,19 @@ mod tests {
     use super::*;
 
     fn v(c: Option<Category>) -> Verdict {
+        let evidence = if c.is_some() {
+            vec![Evidence {
+                line: 3,
+                text: String::new(),
+            }]
+        } else {
+            Vec::new()
+        };
         Verdict {
             file: "f".into(),
             category: c,
             rule: None,
-            evidence: vec![Evidence {
-                line: 3,
-                text: String::new(),
-            }],
+            evidence,
         }
     }
 
