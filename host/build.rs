@@ -15,7 +15,10 @@ fn main() {
     guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "wit"]);
     println!("cargo:rerun-if-changed=guest-build.rs");
 
-    let built = guest_build::build(&workspace, PLUGINS);
+    let mut packages = PLUGINS.to_vec();
+    packages.push("pack-template");
+    let mut built = guest_build::build(&workspace, &packages);
+    let (_, template) = built.pop().expect("the template was built");
     let mut src = String::from(
         "/// The standard plugins: (package name, component bytes).\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
     );
@@ -28,6 +31,7 @@ fn main() {
         .expect("write to String");
     }
     src.push_str("];\n");
+    writeln!(src, "/// The pattern-pack template filled by `guard pack build`.\npub static PACK_TEMPLATE: &[u8] = include_bytes!({:?});", template.display().to_string()).expect("write to String");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("embedded.rs");
     fs::write(out, src).expect("write embedded.rs");
 }

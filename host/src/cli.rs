@@ -6,7 +6,9 @@ mod config_cmd;
 mod detect;
 mod eval;
 mod exec;
-mod patterns;
+mod learn;
+mod pack;
+pub(crate) mod patterns;
 mod plugins;
 mod status;
 
@@ -45,8 +47,13 @@ pub struct Global {
     #[arg(long, global = true, env = "GUARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log verbosity for guard's own diagnostics (error, warn, info, debug, trace).
-    #[arg(long, global = true, env = "GUARD_LOG", default_value = "warn")]
-    pub log: String,
+    #[arg(
+        long = "log-level",
+        global = true,
+        env = "GUARD_LOG",
+        default_value = "warn"
+    )]
+    pub log_level: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +62,11 @@ enum Command {
     Detect(detect::Args),
     /// Wrap a CI step: run it, and on failure diagnose and heal on the spot.
     Exec(exec::Args),
+    /// Learn a rule from the failure line of a log.
+    Learn(learn::Args),
+    /// Build, inspect, sign and verify pattern-pack components.
+    #[command(subcommand)]
+    Pack(pack::Command),
     /// Circuit breakers, retry budgets and strategy statistics.
     Status(status::Args),
     /// Measure detection on a labelled corpus (labels.jsonl + passing/).
@@ -73,7 +85,7 @@ enum Command {
 /// Entry point of the `guard` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.global.log);
+    init_tracing(&cli.global.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +112,8 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Eval(args) => eval::run(&cli.global, args, out).await,
         Command::Exec(args) => exec::run(&cli.global, args, out, err).await,
         Command::Status(args) => status::run(&cli.global, args, out).await,
+        Command::Learn(args) => learn::run(&cli.global, args, out).await,
+        Command::Pack(cmd) => pack::run(&cli.global, cmd, out).await,
         Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
         Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
     };
@@ -178,4 +192,13 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     Cli::try_parse_from(args)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

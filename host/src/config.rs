@@ -64,6 +64,18 @@ pub struct Config {
     pub heal: Heal,
     /// Sandbox limits for every plugin call.
     pub limits: Limits,
+    /// Pattern-pack signatures.
+    pub packs: Packs,
+}
+
+/// `[packs]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Packs {
+    /// Refuse pattern packs from `--plugins` without a valid `.sig` by a trusted key.
+    pub require_signatures: bool,
+    /// Ed25519 public keys (hex) whose pack signatures are trusted.
+    pub trusted_keys: Vec<String>,
 }
 
 /// `[github]`.
@@ -375,6 +387,12 @@ max_retries_per_job = 2
 max_retries_per_repo_hour = 20
 backoff_base_secs = 30
 max_attempt = 5
+
+# Pattern packs from --plugins: require an Ed25519 signature (PACK.wasm.sig,
+# made with `guard pack sign`) by one of these public keys.
+[packs]
+require_signatures = false
+trusted_keys = []
 
 # Sandbox limits applied to every plugin call.
 [limits]

@@ -57,14 +57,24 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// Compiles the rules of every loaded pack. Rules that do not compile
+    /// Compiles the rules of every loaded pack and the learned rules in the
+    /// database. Rules that do not compile
     /// are returned, each naming its pack and rule; the rest are active.
     pub fn new(runtime: Arc<Runtime>) -> (Analyzer, Vec<RuleError>) {
         let packs: Vec<_> = runtime.plugins_of(PluginKind::Pack).cloned().collect();
+        // Learned rules join the same single pass as the packs' rules.
+        let learned: Vec<crate::model::Rule> = match crate::learn::rules::all(runtime.db()) {
+            Ok(l) => l.into_iter().map(|l| l.rule).collect(),
+            Err(e) => {
+                tracing::warn!("learned rules unreadable: {e}");
+                Vec::new()
+            }
+        };
         let (rules, errors) = RuleSet::compile(
             packs
                 .iter()
-                .flat_map(|p| p.rules.iter().map(move |r| (p.id(), r))),
+                .flat_map(|p| p.rules.iter().map(move |r| (p.id(), r)))
+                .chain(learned.iter().map(|r| (crate::learn::rules::SOURCE, r))),
         );
         for e in &errors {
             tracing::warn!("rule rejected: {e}");

@@ -15,7 +15,9 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod heal;
+pub mod learn;
 pub mod model;
+pub mod pack;
 pub mod runtime;
 pub mod store;
 

@@ -100,6 +100,9 @@ pub enum RuntimeError {
         /// Failures that led to it.
         failures: u32,
     },
+    /// A pattern pack's signature is missing or does not verify.
+    #[error("{0} (pattern packs must be signed: [packs] require_signatures)")]
+    Signature(String),
     /// Engine or linker set-up failed.
     #[error("runtime set-up failed: {0}")]
     Setup(String),

@@ -228,6 +228,11 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a record from `tree`; returns whether it existed.
+    pub fn remove_json(&self, tree: &'static str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.db.open_tree(tree)?.remove(key.as_bytes())?.is_some())
+    }
+
     /// Every record of `tree`, in key order.
     pub fn all_json<T: for<'de> Deserialize<'de>>(
         &self,

@@ -7,6 +7,7 @@ mod cli;
 mod detect;
 mod eval;
 mod heal;
+mod learn;
 mod sandbox;
 mod util;
 

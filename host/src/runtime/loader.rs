@@ -290,8 +290,18 @@ impl Runtime {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.add(&bytes, PluginSource::File(path.to_path_buf()), &name)
-            .await
+        let plugin = self
+            .prepare(&bytes, PluginSource::File(path.to_path_buf()), &name)
+            .await?;
+        if plugin.kind == PluginKind::Pack && self.config.packs.require_signatures {
+            let signer =
+                crate::pack::verify(path, &self.config.packs.trusted_keys).map_err(|e| {
+                    self.security(&plugin.info.id, "unsigned-pack", "pack", &e.to_string());
+                    RuntimeError::Signature(e.to_string())
+                })?;
+            tracing::info!(pack = %plugin.info.id, "signature verified (key {signer})");
+        }
+        Ok(self.register(plugin))
     }
 
     /// Compiles, inspects and registers a component; replaces a loaded
@@ -302,7 +312,13 @@ impl Runtime {
         source: PluginSource,
         name: &str,
     ) -> Result<Arc<Plugin>, RuntimeError> {
-        let plugin = Arc::new(self.prepare(bytes, source, name).await?);
+        let plugin = self.prepare(bytes, source, name).await?;
+        Ok(self.register(plugin))
+    }
+
+    /// Registers a prepared plugin, replacing one with the same id.
+    fn register(&mut self, plugin: Plugin) -> Arc<Plugin> {
+        let plugin = Arc::new(plugin);
         match self
             .plugins
             .iter()
@@ -314,7 +330,7 @@ impl Runtime {
             }
             None => self.plugins.push(plugin.clone()),
         }
-        Ok(plugin)
+        plugin
     }
 
     /// Compiles and inspects a component without registering it (used by

@@ -1,0 +1,134 @@
+//! `guard learn`: turn the failure line of a log into a rule, validate it,
+//! and store it; it takes part in detection at once.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use super::Global;
+use crate::learn::generalize::{best_line, generalize};
+use crate::learn::rules;
+use crate::model::{Category, Rule};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The log of the failure.
+    #[arg(long)]
+    log: PathBuf,
+    /// The 1-based line to learn from (default: the best candidate failure line).
+    #[arg(long)]
+    line: Option<u32>,
+    /// Failure type, e.g. `acme-registry-rejected`.
+    #[arg(long = "type")]
+    failure_type: String,
+    /// Category.
+    #[arg(long)]
+    category: String,
+    /// Remedy strategy, e.g. `retry-with-backoff` (repeatable).
+    #[arg(long = "remedy")]
+    remedies: Vec<String>,
+    /// Rule id (default: `learned.<type>`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Confidence of a match.
+    #[arg(long, default_value_t = 0.8)]
+    confidence: f32,
+    /// Passing logs (files or directories of *.log) the rule must not match.
+    #[arg(long)]
+    negatives: Vec<PathBuf>,
+    /// Show the rule without storing it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {
+    let Some(category) = Category::parse(&args.category) else {
+        bail!(
+            "unknown category {:?} (one of: {})",
+            args.category,
+            Category::ALL.map(|c| c.as_str()).join(", ")
+        );
+    };
+    let bytes =
+        std::fs::read(&args.log).with_context(|| format!("reading {}", args.log.display()))?;
+    let mut lines: Vec<String> = Vec::new();
+    let mut text = String::new();
+    for raw in bytes.split(|&b| b == b'\n') {
+        crate::detect::normalize::normalize_into(raw, 8192, &mut text);
+        lines.push(text.clone());
+    }
+    let (number, example) = match args.line {
+        Some(n) => {
+            let t = lines
+                .get(n.saturating_sub(1) as usize)
+                .filter(|t| !t.trim().is_empty() && n > 0);
+            let t =
+                t.with_context(|| format!("{} has no non-empty line {n}", args.log.display()))?;
+            (n, t.trim().to_string())
+        }
+        None => {
+            let (n, t) = best_line(
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i as u32 + 1, t.as_str())),
+            )
+            .with_context(|| {
+                format!(
+                    "no failure line found in {}; pass --line N",
+                    args.log.display()
+                )
+            })?;
+            (n, t.to_string())
+        }
+    };
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("learned.{}", args.failure_type));
+    let rule = Rule {
+        id: id.clone(),
+        category,
+        failure_type: args.failure_type.clone(),
+        pattern: generalize(&example),
+        unless: None,
+        confidence: args.confidence,
+        remedies: if args.remedies.is_empty() {
+            vec!["diagnose".into()]
+        } else {
+            args.remedies.clone()
+        },
+        description: format!("learned from {}:{number}", args.log.display()),
+    };
+    let negatives: Vec<&std::path::Path> = args.negatives.iter().map(|p| p.as_path()).collect();
+    if let Err(why) = rules::validate(&rule, Some(&example), &negatives) {
+        bail!(
+            "rule refused: {why}\n  line {number}: {example}\n  pattern: {}",
+            rule.pattern
+        );
+    }
+    writeln!(
+        out,
+        "rule {id} ({category}, {}) from line {number}:\n  {example}\n  pattern: {}",
+        rule.failure_type, rule.pattern
+    )?;
+    if args.dry_run {
+        writeln!(out, "dry run: not stored")?;
+        return Ok(0);
+    }
+    let db = super::open_store(global)?;
+    rules::put(
+        &db,
+        rule,
+        "learn",
+        &args.log.display().to_string(),
+        Some(number),
+        Some(example),
+    )?;
+    writeln!(
+        out,
+        "stored; it takes part in detection now (guard patterns list)"
+    )?;
+    Ok(0)
+}
