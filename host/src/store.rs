@@ -228,6 +228,11 @@ impl Store {
         Ok(())
     }
 
+    /// A new unique, increasing id.
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
     /// Removes a record from `tree`; returns whether it existed.
     pub fn remove_json(&self, tree: &'static str, key: &str) -> Result<bool, StoreError> {
         Ok(self.db.open_tree(tree)?.remove(key.as_bytes())?.is_some())

@@ -284,6 +284,27 @@ async fn an_always_failing_network_error_stops_at_the_budget_and_the_breaker_per
     assert_eq!(s["breakers"][0]["state"], "open");
     assert_eq!(s["budgets"][0]["used"], 3);
     assert_eq!(s["stats"][0]["failures"], 3);
+
+    // The rule that named the failure carries the heal outcomes.
+    let (_, out, _) = guard_cli(&[
+        "--data",
+        data.to_str().unwrap(),
+        "patterns",
+        "stats",
+        "--json",
+    ])
+    .await;
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (rule, st) = stats.as_object().unwrap().iter().next().unwrap();
+    assert_eq!(
+        st["fired"], 5,
+        "{rule}: 4 runs, then 1 in the second invocation"
+    );
+    assert_eq!(st["not_healed"], 3);
+    assert_eq!(
+        st["strategies"]["retry-with-backoff"],
+        serde_json::json!([0, 3])
+    );
 }
 
 #[tokio::test]

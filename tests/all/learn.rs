@@ -241,3 +241,109 @@ async fn unsigned_or_badly_signed_packs_are_refused_where_signatures_are_require
         "{out}\n{err}"
     );
 }
+
+/// One log of an unknown failure kind `kind`, varied by `n`.
+fn unknown_failure(kind: usize, n: usize) -> String {
+    let hex = format!("{:x}", 0x9e37_79b9_u64.wrapping_mul(n as u64 + 7));
+    let line = match kind {
+        0 => format!(
+            "QUEUE-LOCK: worker w-{n} unable to take lease {hex} on /srv/jobs/{n}/lock after {}s",
+            n * 3 + 1
+        ),
+        1 => format!(
+            "LICENSEd: seat request for user-{n} denied by server lic{}.corp (pool {hex})",
+            n % 5
+        ),
+        _ => format!(
+            "artifact-sync fatal: mirror https://m{n}.example.org/repo returned checksum {hex} for pkg-{n}-1.{n}.0.tar"
+        ),
+    };
+    format!(
+        "2024-05-{:02}T10:{:02}:00.0000000Z Run ./ci.sh\n2024-05-{:02}T10:{:02}:01.0000000Z step {n} of 9 started\n2024-05-{:02}T10:{:02}:02.0000000Z {line}\n",
+        n % 28 + 1,
+        n % 60,
+        n % 28 + 1,
+        n % 60,
+        n % 28 + 1,
+        n % 60
+    )
+}
+
+#[tokio::test]
+async fn mining_groups_fifty_unknown_failures_into_three_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for n in 0..50 {
+        let kind = if n < 20 {
+            0
+        } else if n < 37 {
+            1
+        } else {
+            2
+        };
+        let p = dir.path().join(format!("job-{n}.log"));
+        std::fs::write(&p, unknown_failure(kind, n)).unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut args = vec!["--data", d, "patterns", "mine"];
+    args.extend(paths.iter().map(String::as_str));
+    let (code, out, err) = guard_cli(&args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("50 mined, 0 already explained"), "{out}");
+
+    let (_, out, _) = guard_cli(&["--data", d, "patterns", "candidates", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let list = v.as_array().unwrap();
+    let counts: Vec<u64> = list.iter().map(|c| c["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [20, 17, 13], "{out}");
+    let lease = list
+        .iter()
+        .find(|c| c["tokens"][0] == "QUEUE-LOCK:")
+        .unwrap();
+    assert_eq!(
+        lease["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| *t == "<*>")
+            .count(),
+        4,
+        "{lease}"
+    );
+
+    // Promote one: it detects a new occurrence at once.
+    let id = lease["id"].as_str().unwrap();
+    let (code, _, err) = guard_cli(&[
+        "--data",
+        d,
+        "patterns",
+        "promote",
+        id,
+        "--type",
+        "lease-contention",
+        "--category",
+        "resource",
+        "--remedy",
+        "retry-with-backoff",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let fresh = dir.path().join("new.log");
+    std::fs::write(&fresh, unknown_failure(0, 977)).unwrap();
+    let (_, out, _) = guard_cli(&["--data", d, "detect", "--json", fresh.to_str().unwrap()]).await;
+    let v = detect_json(&out);
+    assert_eq!(v["rule"], "learned.lease-contention", "{v}");
+    assert_eq!(v["evidence"][0]["line"], 3);
+    let (_, out, _) = guard_cli(&["--data", d, "patterns", "candidates", "--json"]).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "a promoted candidate leaves the list"
+    );
+}

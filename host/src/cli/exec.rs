@@ -102,8 +102,8 @@ pub async fn run(
     let mut flaky_tests: Vec<String> = Vec::new();
     let mut last_plan = None;
     let mut retries_done: u32 = 0;
-    // The heal whose re-run is in progress: (breaker key, category, strategy).
-    let mut pending: Option<(String, crate::model::Category, String)> = None;
+    // The heal whose re-run is in progress: (breaker key, category, strategy, rule).
+    let mut pending: Option<(String, crate::model::Category, String, String)> = None;
     let mut outcome = "failed";
     let mut status;
     let mut number = 0u32;
@@ -113,10 +113,11 @@ pub async fn run(
         let started = Instant::now();
         status = run_streaming(&args.command, &workdir, &env, &log_path, out, err).await?;
         let duration_ms = started.elapsed().as_millis() as u64;
-        if let Some((key, category, strategy)) = pending.take() {
+        if let Some((key, category, strategy, rule)) = pending.take() {
             let worked = status == 0;
             breaker::record(runtime.db(), &key, worked)?;
             stats::record(runtime.db(), category, &strategy, worked)?;
+            crate::learn::rule_stats::healed(runtime.db(), &rule, &strategy, worked)?;
         }
         let mut attempt = Attempt {
             attempt: number,
@@ -156,12 +157,26 @@ pub async fn run(
             .await?;
         let d = report.diagnosis;
         let Some(category) = d.category else {
+            // Nothing explains it: remember its failure line as a candidate
+            // template (guard patterns candidates).
+            if let Ok(bytes) = std::fs::read(&log_path)
+                && let Ok(Some(c)) =
+                    super::patterns::mine_log(runtime.db(), &args.command.join(" "), &bytes)
+            {
+                attempt.notes.push(format!(
+                    "unexplained failure recorded as candidate {}",
+                    c.id
+                ));
+            }
             attempt
                 .notes
                 .push("no known failure in the output: nothing to heal".into());
             attempts.push(attempt);
             break;
         };
+        if let Some(rule) = &d.rule {
+            crate::learn::rule_stats::fired(runtime.db(), rule)?;
+        }
         attempt.category = Some(category.to_string());
         attempt.failure_type = d.failure_type.clone();
         attempt.rule = d.rule.clone();
@@ -290,10 +305,12 @@ pub async fn run(
         retries_done += 1;
         attempt.backoff_secs = Some(backoff);
         let strategy = attempt.strategy.clone().unwrap_or_default();
+        let rule = attempt.rule.clone().unwrap_or_default();
         pending = Some((
             breaker::key(&t.repository, &t.job, &strategy),
             category,
             strategy,
+            rule,
         ));
         let _ = writeln!(
             err,

@@ -43,6 +43,38 @@ pub enum Command {
         /// Rule id.
         id: String,
     },
+    /// Mine failed logs: those no rule explains add to the candidate templates.
+    Mine {
+        /// Logs of failed jobs.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+    },
+    /// Templates of unexplained failures, waiting for promotion.
+    Candidates {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn a candidate template into a learned rule.
+    Promote {
+        /// Candidate id.
+        id: String,
+        /// Failure type.
+        #[arg(long = "type")]
+        failure_type: String,
+        /// Category.
+        #[arg(long)]
+        category: String,
+        /// Remedy strategy (repeatable).
+        #[arg(long = "remedy")]
+        remedies: Vec<String>,
+    },
+    /// Which rules fire and how the heals after them went.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A rules file: the format of `plugins/pack-std/rules/*.toml`.
@@ -178,6 +210,127 @@ pub async fn run(
             writeln!(out, "{kept} imported, {refused} refused")?;
             Ok(if refused > 0 { 1 } else { 0 })
         }
+        Command::Mine { logs } => {
+            let (runtime, _) = super::runtime(global, None).await?;
+            let (analyzer, _) = Analyzer::new(runtime.clone());
+            let (mut explained, mut mined) = (0, 0);
+            for log in &logs {
+                let name = log.display().to_string();
+                let bytes = std::fs::read(log).with_context(|| format!("reading {name}"))?;
+                let report = analyzer
+                    .analyze(
+                        bytes.as_slice(),
+                        &crate::model::Job::local(&name),
+                        &mut |_| {},
+                    )
+                    .await?;
+                if report.diagnosis.category.is_some() {
+                    explained += 1;
+                    continue;
+                }
+                if let Some(c) = mine_log(runtime.db(), &name, &bytes)? {
+                    writeln!(
+                        out,
+                        "{name}: candidate {} ({}×): {}",
+                        c.id,
+                        c.count,
+                        c.template()
+                    )?;
+                    mined += 1;
+                } else {
+                    writeln!(err, "{name}: no failure line found")?;
+                }
+            }
+            writeln!(
+                out,
+                "{mined} mined, {explained} already explained by a rule"
+            )?;
+            Ok(0)
+        }
+        Command::Candidates { json } => {
+            let db = super::open_store(global)?;
+            let all = crate::learn::candidates::all(&db)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+                return Ok(0);
+            }
+            for c in &all {
+                writeln!(out, "{}  {}×  {}", c.id, c.count, c.template())?;
+                for e in c.examples.iter().take(2) {
+                    writeln!(out, "      {}:{}", e.source, e.line)?;
+                }
+            }
+            writeln!(out, "{} candidates", all.len())?;
+            Ok(0)
+        }
+        Command::Promote {
+            id,
+            failure_type,
+            category,
+            remedies,
+        } => {
+            let db = super::open_store(global)?;
+            let Some(c) = crate::learn::candidates::get(&db, &id)? else {
+                anyhow::bail!("no candidate {id} (see guard patterns candidates)");
+            };
+            let Some(category) = crate::model::Category::parse(&category) else {
+                anyhow::bail!("unknown category {category:?}");
+            };
+            let rule = Rule {
+                id: format!("learned.{failure_type}"),
+                category,
+                failure_type,
+                pattern: c.pattern(),
+                unless: None,
+                confidence: 0.8,
+                remedies: if remedies.is_empty() {
+                    vec!["diagnose".into()]
+                } else {
+                    remedies
+                },
+                description: format!("promoted from candidate {id} ({}×)", c.count),
+            };
+            for e in &c.examples {
+                crate::learn::rules::validate(&rule, Some(&e.text), &[])
+                    .map_err(|why| anyhow::anyhow!("rule refused: {why}"))?;
+            }
+            let example = c.examples.first().map(|e| e.text.clone());
+            writeln!(out, "rule {}: {}", rule.id, rule.pattern)?;
+            crate::learn::rules::put(&db, rule, "promote", &id, None, example)?;
+            crate::learn::candidates::remove(&db, &id)?;
+            Ok(0)
+        }
+        Command::Stats { json } => {
+            let db = super::open_store(global)?;
+            let all = crate::learn::rule_stats::all(&db)?;
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> = all
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(map))?;
+                return Ok(0);
+            }
+            writeln!(
+                out,
+                "{:<34} {:>6} {:>7} {:>10}  strategies (worked/not)",
+                "rule", "fired", "healed", "not healed"
+            )?;
+            for (rule, s) in &all {
+                let strategies = s
+                    .strategies
+                    .iter()
+                    .map(|(k, (w, n))| format!("{k} {w}/{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                writeln!(
+                    out,
+                    "{rule:<34} {:>6} {:>7} {:>10}  {strategies}",
+                    s.fired, s.healed, s.not_healed
+                )?;
+            }
+            Ok(0)
+        }
         Command::Remove { id } => {
             let db = super::open_store(global)?;
             if crate::learn::rules::remove(&db, &id)? {
@@ -189,4 +342,27 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Adds the best failure line of an unexplained failed log to the candidates.
+pub fn mine_log(
+    db: &crate::store::Store,
+    source: &str,
+    bytes: &[u8],
+) -> Result<Option<crate::learn::candidates::Candidate>> {
+    let mut lines = Vec::new();
+    let mut text = String::new();
+    for raw in bytes.split(|&b| b == b'\n') {
+        crate::detect::normalize::normalize_into(raw, 8192, &mut text);
+        lines.push(text.clone());
+    }
+    let Some((n, line)) = crate::learn::generalize::best_line(
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as u32 + 1, t.as_str())),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(crate::learn::candidates::add(db, source, n, line)?))
 }
