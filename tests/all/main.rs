@@ -8,6 +8,7 @@ mod detect;
 mod eval;
 mod heal;
 mod learn;
+mod polyglot;
 mod sandbox;
 mod util;
 

@@ -65,7 +65,10 @@ impl StrategyCache {
     /// Every (healer, strategy) pair offered by the loaded healers.
     pub async fn offers(&mut self, runtime: &Runtime) -> Vec<(Arc<Plugin>, StrategyInfo)> {
         let mut out = Vec::new();
-        for p in runtime.plugins_of(PluginKind::Healer) {
+        // Plugins loaded later (from --plugins) come first, so a team's
+        // healer offering a standard strategy name takes it over.
+        let healers: Vec<_> = runtime.plugins_of(PluginKind::Healer).collect();
+        for p in healers.into_iter().rev() {
             if !self.by_plugin.contains_key(p.id()) {
                 match runtime.healer_strategies(p).await {
                     Ok(list) => {
