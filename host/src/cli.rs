@@ -7,6 +7,7 @@ mod detect;
 mod eval;
 mod exec;
 mod learn;
+mod new_plugin;
 mod pack;
 pub(crate) mod patterns;
 mod plugins;

@@ -166,3 +166,108 @@ async fn the_js_healer_heals_through_the_host_and_its_calls_are_grant_checked() 
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn plugins_new_rust_builds_and_checks_with_no_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = guard_cli(&[
+        "plugins",
+        "new",
+        "my-detector",
+        "--lang",
+        "rust",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("build.sh"), "{out}");
+    let root = dir.path().join("my-detector");
+    // A target directory shared between runs keeps this from rebuilding the SDK's dependencies.
+    let target = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugin-new"));
+    let built = Command::new(root.join("build.sh"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "build.sh failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (code, out, err) = guard_cli(&[
+        "plugins",
+        "check",
+        "--json",
+        root.join("my-detector.wasm").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["id"], "my-detector");
+    assert_eq!(v["world"], "detector-plugin");
+    assert_eq!(
+        v["requested"],
+        serde_json::json!([]),
+        "the template asks for no capability"
+    );
+}
+
+#[tokio::test]
+async fn a_component_built_against_another_wit_version_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    // The contract as a future guard:plugin@0.2.0 would publish it.
+    let wit = dir.path().join("wit");
+    std::fs::create_dir(&wit).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("guard:plugin@0.1.0", "guard:plugin@0.2.0");
+        std::fs::write(wit.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let (code, _, err) = guard_cli(&[
+        "plugins",
+        "new",
+        "future",
+        "--lang",
+        "python",
+        "--kind",
+        "pack",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let root = dir.path().join("future");
+    examples(); // makes sure componentize-py is installed
+    let built = Command::new("componentize-py")
+        .args([
+            "-d",
+            wit.to_str().unwrap(),
+            "-w",
+            "pattern-pack",
+            "componentize",
+            "app",
+            "-o",
+            "future.wasm",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (code, _, err) = guard_cli(&[
+        "plugins",
+        "check",
+        root.join("future.wasm").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.0"),
+        "{err}"
+    );
+}

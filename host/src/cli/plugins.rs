@@ -22,6 +22,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin folder whose build.sh builds NAME.wasm with no edits.
+    New {
+        /// Plugin name (its id).
+        name: String,
+        /// Language.
+        #[arg(long, value_enum)]
+        lang: super::new_plugin::Lang,
+        /// Kind of plugin.
+        #[arg(long, value_enum, default_value = "detector")]
+        kind: super::new_plugin::Kind,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Tell what a component is: world, WIT version, requested capabilities
     /// against the config's grants, size and compile time.
     Check {
@@ -128,6 +142,24 @@ pub async fn run(
             Ok(0)
         }
         Command::Check { file, json } => check(global, &file, json, out).await,
+        Command::New {
+            name,
+            lang,
+            kind,
+            dir,
+        } => {
+            let root = super::new_plugin::create(&dir, &name, lang, kind)?;
+            writeln!(
+                out,
+                "created {}
+build it with: {}/build.sh
+then: guard plugins check {}/{name}.wasm",
+                root.display(),
+                root.display(),
+                root.display()
+            )?;
+            Ok(0)
+        }
     }
 }
 
