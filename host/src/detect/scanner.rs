@@ -6,6 +6,8 @@
 //! with the rule as written (captures, `unless`). Per-line calls into the
 //! regex engine would cost far more than the scanning itself.
 
+use std::sync::OnceLock;
+
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::model::{Evidence, Finding, Rule};
@@ -32,15 +34,44 @@ pub struct RuleError {
     pub message: String,
 }
 
+/// A rule of the set. Only its syntax is checked when the set is built;
+/// its own regexes are compiled the first time the set says it matched —
+/// most rules never match a given log, and compiling hundreds of regexes up
+/// front would dominate the start-up of every `guard detect`.
 #[derive(Debug)]
 struct CompiledRule {
     rule: Rule,
     source: String,
-    regex: Regex,
-    /// The pattern in multi-line mode, for searching whole blocks.
-    block: Regex,
-    unless: Option<Regex>,
-    capture_names: Vec<String>,
+    regex: OnceLock<Option<Regex>>,
+    block: OnceLock<Option<Regex>>,
+    unless: OnceLock<Option<Regex>>,
+}
+
+impl CompiledRule {
+    fn lazy<'a>(&self, cell: &'a OnceLock<Option<Regex>>, pattern: &str) -> Option<&'a Regex> {
+        cell.get_or_init(|| match build(pattern) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // Checked at load; only reachable if limits differ.
+                tracing::error!(rule = %self.rule.id, "rule regex failed to compile late: {e}");
+                None
+            }
+        })
+        .as_ref()
+    }
+
+    fn regex(&self) -> Option<&Regex> {
+        self.lazy(&self.regex, &self.rule.pattern)
+    }
+
+    fn block(&self) -> Option<&Regex> {
+        self.lazy(&self.block, &multi_line(&self.rule.pattern))
+    }
+
+    fn unless(&self) -> Option<&Regex> {
+        let pattern = self.rule.unless.as_deref()?;
+        self.lazy(&self.unless, pattern)
+    }
 }
 
 /// A compiled set of rules.
@@ -75,38 +106,48 @@ impl RuleSet {
                 )));
                 continue;
             }
-            match compile_one(rule) {
-                Ok((regex, block, unless)) => {
-                    let capture_names = regex
-                        .capture_names()
-                        .flatten()
-                        .map(str::to_string)
-                        .collect();
-                    compiled.push(CompiledRule {
-                        rule: rule.clone(),
-                        source: source.to_string(),
-                        regex,
-                        block,
-                        unless,
-                        capture_names,
-                    });
-                }
+            match check(rule) {
+                Ok(()) => compiled.push(CompiledRule {
+                    rule: rule.clone(),
+                    source: source.to_string(),
+                    regex: OnceLock::new(),
+                    block: OnceLock::new(),
+                    unless: OnceLock::new(),
+                }),
                 Err(message) => errors.push(err(message)),
             }
         }
-        let set = RegexSetBuilder::new(compiled.iter().map(|c| multi_line(&c.rule.pattern)))
-            .size_limit(RULE_SIZE_LIMIT.saturating_mul(compiled.len().max(1)))
-            .dfa_size_limit(64 << 20)
-            .build();
-        let set = match set {
-            Ok(s) => s,
-            Err(e) => {
-                // Each rule compiled alone, so the set can only exceed the
-                // combined size limit; scanning rule by rule is slower but right.
-                tracing::warn!(
-                    "rule set too large for one automaton ({e}); falling back to an always-match prefilter"
-                );
-                RegexSet::new([""]).unwrap_or_else(|_| RegexSet::empty())
+        let set = loop {
+            match build_set(&compiled) {
+                Ok(set) => break set,
+                // Over the size limit: find the rules too large on their own,
+                // reject them, and build again (the usual path never gets here).
+                Err(e) => {
+                    let before = compiled.len();
+                    let mut kept = Vec::new();
+                    for c in compiled.drain(..) {
+                        let sized = build(&c.rule.pattern)
+                            .and_then(|_| build(&multi_line(&c.rule.pattern)));
+                        match sized {
+                            Ok(_) => kept.push(c),
+                            Err(why) => errors.push(RuleError {
+                                pack: c.source.clone(),
+                                rule: c.rule.id.clone(),
+                                message: why,
+                            }),
+                        }
+                    }
+                    compiled = kept;
+                    if compiled.len() == before {
+                        // No single culprit: the rules are fine alone but too
+                        // many together; keep them all behind a match-all
+                        // prefilter (slower, still right).
+                        tracing::warn!(
+                            "rule set too large for one automaton ({e}); scanning rule by rule"
+                        );
+                        break RegexSet::new([r"(?s:.)"]).unwrap_or_else(|_| RegexSet::empty());
+                    }
+                }
             }
         };
         (
@@ -141,21 +182,48 @@ impl RuleSet {
             matched: Vec::new(),
         }
     }
+
+    /// Whether the prefilter is the match-all fallback (every rule is
+    /// searched in every block).
+    fn match_all(&self) -> bool {
+        self.set.len() == 1 && self.rules.len() != 1
+    }
 }
 
-#[allow(clippy::type_complexity)]
-fn compile_one(rule: &Rule) -> Result<(Regex, Regex, Option<Regex>), String> {
-    let build = |p: &str, what: &str| -> Result<Regex, String> {
+fn build_set(rules: &[CompiledRule]) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(rules.iter().map(|c| multi_line(&c.rule.pattern)))
+        .size_limit(RULE_SIZE_LIMIT.saturating_mul(rules.len().max(1)))
+        .dfa_size_limit(64 << 20)
+        .build()
+}
+
+fn build(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(RULE_SIZE_LIMIT)
+        .dfa_size_limit(RULE_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            format!(
+                "does not compile: {}",
+                e.to_string().lines().last().unwrap_or_default().trim()
+            )
+        })
+}
+
+/// Checks a rule without compiling it: syntax (parsing is cheap), length,
+/// and that the pattern cannot match an empty line.
+fn check(rule: &Rule) -> Result<(), String> {
+    let parse = |p: &str, what: &str| -> Result<regex_syntax::hir::Hir, String> {
         if p.len() > MAX_PATTERN {
             return Err(format!(
                 "{what} is {} bytes (at most {MAX_PATTERN})",
                 p.len()
             ));
         }
-        RegexBuilder::new(p)
-            .size_limit(RULE_SIZE_LIMIT)
-            .dfa_size_limit(RULE_SIZE_LIMIT)
+        regex_syntax::ParserBuilder::new()
+            .nest_limit(100)
             .build()
+            .parse(p)
             .map_err(|e| {
                 format!(
                     "{what} does not compile: {}",
@@ -163,20 +231,17 @@ fn compile_one(rule: &Rule) -> Result<(Regex, Regex, Option<Regex>), String> {
                 )
             })
     };
-    let regex = build(&rule.pattern, "pattern")?;
-    if regex.is_match("") {
+    let hir = parse(&rule.pattern, "pattern")?;
+    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
         return Err("pattern matches the empty line, so it would match every log".into());
     }
-    let unless = rule
-        .unless
-        .as_deref()
-        .map(|u| build(u, "unless"))
-        .transpose()?;
+    if let Some(u) = &rule.unless {
+        parse(u, "unless")?;
+    }
     if !(0.0..=1.0).contains(&rule.confidence) {
         return Err(format!("confidence {} is outside 0.0–1.0", rule.confidence));
     }
-    let block = build(&multi_line(&rule.pattern), "pattern")?;
-    Ok((regex, block, unless))
+    Ok(())
 }
 
 /// The pattern with `^` and `$` matching at line boundaries, for searching
@@ -255,7 +320,11 @@ impl Scan<'_> {
             return;
         }
         self.matched.clear();
-        self.matched.extend(self.set.set.matches(block).iter());
+        if self.set.match_all() {
+            self.matched.extend(0..self.set.rules.len());
+        } else {
+            self.matched.extend(self.set.set.matches(block).iter());
+        }
         for i in 0..self.matched.len() {
             let idx = self.matched[i];
             let Some(rule) = self.set.rules.get(idx) else {
@@ -263,7 +332,7 @@ impl Scan<'_> {
             };
             let mut from = 0;
             while from <= block.len() {
-                let Some(m) = rule.block.find_at(block, from) else {
+                let Some(m) = rule.block().and_then(|b| b.find_at(block, from)) else {
                     break;
                 };
                 // The line holding the match start.
@@ -303,10 +372,13 @@ impl Scan<'_> {
         let Some(rule) = self.set.rules.get(idx) else {
             return;
         };
-        let Some(caps) = rule.regex.captures(text) else {
+        let Some(regex) = rule.regex() else {
             return;
         };
-        if rule.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+        let Some(caps) = regex.captures(text) else {
+            return;
+        };
+        if rule.unless().is_some_and(|u| u.is_match(text)) {
             return;
         }
         if self.hits.len() <= idx {
@@ -335,7 +407,7 @@ impl Scan<'_> {
             }
             hit.last.push(ev);
         }
-        for name in &rule.capture_names {
+        for name in regex.capture_names().flatten() {
             if hit.facts.len() >= MAX_FACTS {
                 break;
             }
