@@ -137,6 +137,9 @@ pub struct PluginConfig {
     pub sha256: Option<String>,
     /// Roots for the `fs` capability: name → directory.
     pub fs_roots: BTreeMap<String, PathBuf>,
+    /// Argument patterns per granted program: when a program has an entry,
+    /// its arguments (joined by spaces) must fully match one of the regexes.
+    pub exec_args: BTreeMap<String, Vec<String>>,
     /// Set to false to skip the plugin entirely.
     pub enabled: Option<bool>,
 }
@@ -260,6 +263,12 @@ impl Config {
                 crate::caps::grants::Grant::parse(g)
                     .map_err(|e| invalid(format!("[plugins.{id}] grants: {e}")))?;
             }
+            for (program, patterns) in &p.exec_args {
+                for pat in patterns {
+                    regex::Regex::new(pat)
+                        .map_err(|e| invalid(format!("[plugins.{id}] exec_args.{program}: {e}")))?;
+                }
+            }
             if let Some(h) = &p.sha256
                 && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -378,6 +387,7 @@ webhook_secret = "${GUARD_JENKINS_WEBHOOK_SECRET}"
 # [plugins.my-healer]
 # grants = ["ci.rerun-job", "exec:npm", "fs:workspace"]
 # fs_roots = { workspace = "/srv/ci/workspace" }
+# exec_args = { npm = ["cache (clean|verify).*"] }   # arguments must fully match one
 # sha256 = "…"       # pin the plugin file: a different file is refused
 # enabled = true
 

@@ -190,6 +190,35 @@ async fn granted_capabilities_pass_the_check_and_fs_stays_in_its_root() {
 }
 
 #[tokio::test]
+async fn exec_arguments_outside_the_allowed_patterns_are_denied() {
+    let mut config = Config::default();
+    config.plugins.insert(
+        "guest-greedy".into(),
+        PluginConfig {
+            grants: vec!["exec:sh".into()],
+            exec_args: [("sh".to_string(), vec!["-c echo .*".to_string()])].into(),
+            ..PluginConfig::default()
+        },
+    );
+    let rt = runtime_with(config, &[guests::GUEST_GREEDY]).await;
+    let facts = greedy_facts(&analyze(rt.clone(), "hello\n").await);
+    let answer = fact(&facts, "exec:sh");
+    assert!(
+        answer.starts_with("denied: ")
+            && answer.contains("\"-c id\"")
+            && answer.contains("-c echo .*"),
+        "{answer}"
+    );
+    let audit = rt.db().audit_records(100).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "exec.run" && a.detail == "sh -c id" && a.outcome == "denied"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
 async fn unusable_files_are_reported_and_the_others_still_load() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"\0asm\x01\0\0\0garbage").unwrap();

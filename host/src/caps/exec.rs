@@ -34,6 +34,26 @@ impl Host for PluginState {
         if let Err(e) = self.require(&Grant::Exec(program.clone())) {
             return Ok(Err(e));
         }
+        if let Err(why) = self.ctx.grants.exec_args_allowed(&program, &args) {
+            let plugin = self.ctx.plugin.clone();
+            tracing::warn!(plugin = %plugin, "denied: {why}");
+            let event = crate::store::SecurityEvent {
+                at_ms: crate::store::now_ms(),
+                plugin,
+                kind: "denied".into(),
+                subject: format!("exec:{program}"),
+                message: why.clone(),
+            };
+            if let Err(e) = self.ctx.db.record_security(&event) {
+                tracing::error!("cannot record security event: {e}");
+            }
+            self.audit(
+                "exec.run",
+                &format!("{program} {}", args.join(" ")),
+                "denied",
+            );
+            return Ok(Err(Error::Denied(why)));
+        }
         if args.len() > MAX_ARGS || args.iter().any(|a| a.len() > MAX_ARG || a.contains('\0')) {
             return Ok(Err(Error::Invalid(format!(
                 "at most {MAX_ARGS} arguments of at most {MAX_ARG} bytes, without NUL"

@@ -102,6 +102,8 @@ impl Grant {
 pub struct Grants {
     granted: Vec<Grant>,
     fs_roots: BTreeMap<String, PathBuf>,
+    /// Per program: the argument lines allowed (anchored regexes).
+    exec_args: BTreeMap<String, Vec<regex::Regex>>,
 }
 
 impl Grants {
@@ -120,9 +122,24 @@ impl Grants {
             .collect();
         granted.sort();
         granted.dedup();
+        // Patterns were validated with the config; anchoring makes each one
+        // describe the whole argument line, not a substring of it.
+        let exec_args = pc
+            .exec_args
+            .iter()
+            .map(|(prog, pats)| {
+                (
+                    prog.clone(),
+                    pats.iter()
+                        .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+                        .collect(),
+                )
+            })
+            .collect();
         Grants {
             granted,
             fs_roots: pc.fs_roots.clone(),
+            exec_args,
         }
     }
 
@@ -135,6 +152,7 @@ impl Grants {
         Ok(Grants {
             granted,
             fs_roots: BTreeMap::new(),
+            exec_args: BTreeMap::new(),
         })
     }
 
@@ -147,6 +165,28 @@ impl Grants {
     /// The single grant check.
     pub fn allows(&self, grant: &Grant) -> bool {
         self.granted.contains(grant)
+    }
+
+    /// Whether `args` are allowed for `program` (always, when it has no patterns).
+    pub fn exec_args_allowed(&self, program: &str, args: &[String]) -> Result<(), String> {
+        match self.exec_args.get(program) {
+            None => Ok(()),
+            Some(patterns) => {
+                let line = args.join(" ");
+                if patterns.iter().any(|p| p.is_match(&line)) {
+                    Ok(())
+                } else {
+                    let allowed = patterns
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | ");
+                    Err(format!(
+                        "arguments {line:?} for {program} match none of the allowed patterns ({allowed}) in exec_args"
+                    ))
+                }
+            }
+        }
     }
 
     /// Directory of fs root `name`, when configured.

@@ -52,12 +52,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     };
     let bytes =
         std::fs::read(&args.log).with_context(|| format!("reading {}", args.log.display()))?;
-    let mut lines: Vec<String> = Vec::new();
-    let mut text = String::new();
-    for raw in bytes.split(|&b| b == b'\n') {
-        crate::detect::normalize::normalize_into(raw, 8192, &mut text);
-        lines.push(text.clone());
-    }
+    let lines = crate::detect::normalize::normalized_lines(&bytes, 8192);
     let (number, example) = match args.line {
         Some(n) => {
             let t = lines

@@ -350,12 +350,7 @@ pub fn mine_log(
     source: &str,
     bytes: &[u8],
 ) -> Result<Option<crate::learn::candidates::Candidate>> {
-    let mut lines = Vec::new();
-    let mut text = String::new();
-    for raw in bytes.split(|&b| b == b'\n') {
-        crate::detect::normalize::normalize_into(raw, 8192, &mut text);
-        lines.push(text.clone());
-    }
+    let lines = crate::detect::normalize::normalized_lines(bytes, 8192);
     let Some((n, line)) = crate::learn::generalize::best_line(
         lines
             .iter()

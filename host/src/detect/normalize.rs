@@ -142,6 +142,19 @@ fn push_capped(out: &mut String, piece: &str, max_bytes: usize) {
     }
 }
 
+/// Normalises a whole in-memory log (learning and mining work on single
+/// files; detection streams instead). One entry per `\n`-separated line.
+pub fn normalized_lines(bytes: &[u8], max_bytes: usize) -> Vec<String> {
+    let mut text = String::new();
+    bytes
+        .split(|&b| b == b'\n')
+        .map(|raw| {
+            normalize_into(raw, max_bytes, &mut text);
+            text.clone()
+        })
+        .collect()
+}
+
 /// Strips a leading `2024-01-02T03:04:05.1234567Z ` (GitHub Actions) prefix.
 fn strip_timestamp(s: &str) -> &str {
     let b = s.as_bytes();

@@ -111,10 +111,11 @@ pub fn validate(rule: &Rule, example: Option<&str>, negatives: &[&Path]) -> Resu
         for file in files {
             let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let mut scan = set.scan();
-            let mut text = String::new();
-            for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-                crate::detect::normalize::normalize_into(raw, 8192, &mut text);
-                scan.line(i as u32 + 1, &text, false);
+            for (i, text) in crate::detect::normalize::normalized_lines(&bytes, 8192)
+                .iter()
+                .enumerate()
+            {
+                scan.line(i as u32 + 1, text, false);
             }
             if let Some((f, _)) = scan.finish().into_iter().next() {
                 let at = f
