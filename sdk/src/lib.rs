@@ -90,6 +90,11 @@ pub mod fs {
 pub mod log {
     use crate::bindings::guard::plugin::log::{Level, log};
 
+    /// Whether debug messages would be recorded (guard:plugin 0.1.1).
+    pub fn debug_enabled() -> bool {
+        crate::bindings::guard::plugin::log::enabled(Level::Debug)
+    }
+
     /// Log at debug level.
     pub fn debug(message: &str) {
         log(Level::Debug, message);

@@ -222,7 +222,7 @@ async fn a_component_built_against_another_wit_version_is_refused_naming_both() 
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path)
             .unwrap()
-            .replace("guard:plugin@0.1.0", "guard:plugin@0.2.0");
+            .replace("guard:plugin@0.1.1", "guard:plugin@0.2.0");
         std::fs::write(wit.join(path.file_name().unwrap()), text).unwrap();
     }
     let (code, _, err) = guard_cli(&[
@@ -267,7 +267,64 @@ async fn a_component_built_against_another_wit_version_is_refused_naming_both() 
     .await;
     assert_eq!(code, 2);
     assert!(
-        err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.0"),
+        err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.1"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_the_released_0_1_0_contract_loads_after_host_functions_were_added()
+{
+    // tests/wit-0.1.0 is the contract as released; 0.1.1 added `log.enabled`.
+    let frozen = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/wit-0.1.0"));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = guard_cli(&[
+        "plugins",
+        "new",
+        "old-pack",
+        "--lang",
+        "python",
+        "--kind",
+        "pack",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let root = dir.path().join("old-pack");
+    examples(); // makes sure componentize-py is installed
+    let built = Command::new("componentize-py")
+        .args([
+            "-d",
+            frozen.to_str().unwrap(),
+            "-w",
+            "pattern-pack",
+            "componentize",
+            "app",
+            "-o",
+            "old-pack.wasm",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (code, out, err) = guard_cli(&[
+        "plugins",
+        "check",
+        "--json",
+        root.join("old-pack.wasm").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["wit_version"], "0.1.0",
+        "built against the frozen contract"
+    );
+    assert_eq!(v["rules"], 1, "and it runs: its rules() call answered");
+    assert!(v["exports"].to_string().contains("guard:plugin/pack@0.1.0"));
 }

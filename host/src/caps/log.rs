@@ -9,6 +9,16 @@ const MAX_MESSAGE: usize = 4096;
 const MAX_MESSAGES_PER_CALL: u32 = 200;
 
 impl Host for PluginState {
+    async fn enabled(&mut self, level: Level) -> wasmtime::Result<bool> {
+        Ok(match level {
+            Level::Trace => tracing::enabled!(tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(tracing::Level::WARN),
+            Level::Error => tracing::enabled!(tracing::Level::ERROR),
+        })
+    }
+
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         self.logs_this_call = self.logs_this_call.saturating_add(1);
         if self.logs_this_call > MAX_MESSAGES_PER_CALL {

@@ -715,7 +715,15 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert!(version_supported("0.1.0"));
+        assert!(
+            version_supported("0.1.0"),
+            "an older patch (fewer host functions) loads"
+        );
+        assert!(version_supported("0.1.1"));
+        assert!(
+            !version_supported("0.1.2"),
+            "a newer patch may import what this host lacks"
+        );
         assert!(!version_supported("0.2.0"));
         assert!(!version_supported("1.0.0"));
         assert!(!version_supported("0.1.99"));
