@@ -9,22 +9,52 @@
 //! | healer: acts on a diagnosed failure | [`Healer`] | [`healer!`] |
 //! | pattern pack: rules for guard's native scanner | [`Pack`] | [`pack!`] |
 //!
-//! ```ignore
-//! use guard_sdk::{Category, Detector, Finding, Job, PluginInfo};
+//! ```
+//! use guard_sdk::{Category, Detector, Evidence, Finding, Job, PluginInfo};
 //!
-//! struct Oom { hits: Vec<guard_sdk::Evidence> }
+//! struct Oom {
+//!     hits: Vec<Evidence>,
+//! }
 //!
 //! impl Detector for Oom {
-//!     fn info() -> PluginInfo { guard_sdk::info("oom", "0.1.0", "Finds out-of-memory kills") }
-//!     fn new(_job: Job) -> Self { Oom { hits: Vec::new() } }
+//!     fn info() -> PluginInfo {
+//!         guard_sdk::info("oom", "0.1.0", "Finds out-of-memory kills")
+//!     }
+//!     fn new(_job: Job) -> Self {
+//!         Oom { hits: Vec::new() }
+//!     }
 //!     fn feed(&mut self, chunk: &str, first_line: u32) {
 //!         for (line, text) in guard_sdk::lines(chunk, first_line) {
-//!             if text.contains("Killed") { self.hits.push(guard_sdk::Evidence { line, text: text.into() }); }
+//!             if text.contains("Killed") {
+//!                 self.hits.push(Evidence { line, text: text.into() });
+//!             }
 //!         }
 //!     }
-//!     fn finish(&mut self) -> Vec<Finding> { Vec::new() }
+//!     fn finish(&mut self) -> Vec<Finding> {
+//!         if self.hits.is_empty() {
+//!             return Vec::new();
+//!         }
+//!         vec![Finding {
+//!             rule: "oom.killed".into(),
+//!             category: Category::Resource,
+//!             failure_type: "oom-killed".into(),
+//!             confidence: 0.8,
+//!             evidence: std::mem::take(&mut self.hits),
+//!             remedies: vec!["reduce-pressure".into()],
+//!             facts: Vec::new(),
+//!         }]
+//!     }
 //! }
 //! guard_sdk::detector!(Oom);
+//!
+//! // Natively (unit tests) the detector is a plain type:
+//! let mut d = Oom::new(Job {
+//!     platform: guard_sdk::Platform::Local,
+//!     repository: "r".into(), run_id: "1".into(), job_id: "1".into(), job_name: "build".into(),
+//!     attempt: 1, commit: None, branch: None, url: None,
+//! });
+//! d.feed("ok\nKilled", 10);
+//! assert_eq!(d.finish()[0].evidence[0].line, 11);
 //! ```
 //!
 //! Capabilities (`kv`, `ci`, `exec`, `http`, `fs`) are plain functions in the
@@ -59,11 +89,28 @@ pub use plugin::{Detector, Effect, Healer, Pack, Report, Strategy, info, lines};
 pub use rules::{RulesFile, rules_from_toml};
 
 /// Persistent key-value storage private to this plugin (always granted).
+///
+/// ```no_run
+/// let seen = guard_sdk::kv::get("seen")?.map(|v| v.len()).unwrap_or(0);
+/// guard_sdk::kv::set("seen", &vec![0; seen + 1])?;
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod kv {
     pub use crate::bindings::guard::plugin::kv::{delete, get, list_keys, set};
 }
 
-/// Actions on the CI platform, scoped to the job being healed.
+/// Actions on the CI platform, scoped to the job being healed. Each needs
+/// its grant (`ci.rerun-job`, …); without it the call returns
+/// [`Error::Denied`](crate::Error::Denied) naming the grant.
+///
+/// ```no_run
+/// match guard_sdk::ci::rerun_job(false) {
+///     Ok(()) => {}
+///     Err(guard_sdk::Error::Denied(why)) => guard_sdk::log::warn(&why),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod ci {
     pub use crate::bindings::guard::plugin::ci::{
         annotate, cancel, clear_caches, rerun_failed_jobs, rerun_job, rerun_job_with_env,
@@ -71,22 +118,49 @@ pub mod ci {
     };
 }
 
-/// Allow-listed programs on the machine guard runs on.
+/// Allow-listed programs on the machine guard runs on (grant `exec:<program>`).
+///
+/// ```no_run
+/// let out = guard_sdk::exec::run("npm", &["cache".to_string(), "verify".to_string()])?;
+/// if out.status != 0 {
+///     guard_sdk::log::warn(&out.stderr);
+/// }
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod exec {
     pub use crate::bindings::guard::plugin::exec::{Output, run};
 }
 
-/// HTTP requests to allow-listed hosts.
+/// HTTP requests to allow-listed hosts (grant `http:<host>`).
+///
+/// ```no_run
+/// let req = guard_sdk::http::Request { method: "GET".into(), url: "https://status.example.com/api".into(), headers: vec![], body: None };
+/// let status = guard_sdk::http::send(&req)?.status;
+/// # let _ = status;
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod http {
     pub use crate::bindings::guard::plugin::http::{Request, Response, send};
 }
 
-/// Read-only files under granted roots.
+/// Read-only files under granted roots (grant `fs:<root>`).
+///
+/// ```no_run
+/// let lockfile = guard_sdk::fs::read("workspace", "package-lock.json", 1 << 20)?;
+/// # let _ = lockfile;
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod fs {
     pub use crate::bindings::guard::plugin::fs::{list_dir, read};
 }
 
 /// guard's log (always granted).
+///
+/// ```no_run
+/// if guard_sdk::log::debug_enabled() {
+///     guard_sdk::log::debug("expensive details");
+/// }
+/// ```
 pub mod log {
     use crate::bindings::guard::plugin::log::{Level, log};
 

@@ -7,6 +7,11 @@
 use crate::{Category, Error, Finding, Job, PluginInfo, Rule};
 
 /// Builds a [`PluginInfo`].
+///
+/// ```
+/// let i = guard_sdk::info("my-plugin", "1.2.0", "What it does");
+/// assert_eq!(i.id, "my-plugin");
+/// ```
 pub fn info(id: &str, version: &str, description: &str) -> PluginInfo {
     PluginInfo {
         id: id.to_string(),
@@ -17,6 +22,11 @@ pub fn info(id: &str, version: &str, description: &str) -> PluginInfo {
 
 /// Iterates over the lines of a chunk passed to [`Detector::feed`], with
 /// their 1-based line numbers in the original log.
+///
+/// ```
+/// let v: Vec<_> = guard_sdk::lines("a\nb", 41).collect();
+/// assert_eq!(v, [(41, "a"), (42, "b")]);
+/// ```
 pub fn lines(chunk: &str, first_line: u32) -> impl Iterator<Item = (u32, &str)> {
     chunk
         .split('\n')
@@ -82,6 +92,27 @@ pub struct Report {
 
 /// A healer: strategies that act on a diagnosed failure through the
 /// capability modules ([`crate::ci`], [`crate::exec`], …).
+///
+/// ```
+/// use guard_sdk::{Category, Effect, Error, Finding, Healer, Job, PluginInfo, Report, Strategy};
+///
+/// struct Retry;
+///
+/// impl Healer for Retry {
+///     fn info() -> PluginInfo {
+///         guard_sdk::info("retry", "0.1.0", "Re-runs network failures")
+///     }
+///     fn strategies() -> Vec<Strategy> {
+///         vec![Strategy { name: "retry".into(), categories: vec![Category::Network], retries: true, description: "Re-run".into() }]
+///     }
+///     fn heal(_strategy: &str, _job: &Job, finding: &Finding) -> Result<Report, Error> {
+///         guard_sdk::ci::rerun_job(false)?;
+///         Ok(Report { summary: format!("re-ran after {}", finding.failure_type), actions: vec![], effect: Effect::Rerun, facts: vec![] })
+///     }
+/// }
+/// guard_sdk::healer!(Retry);
+/// assert_eq!(Retry::strategies()[0].name, "retry");
+/// ```
 pub trait Healer: 'static {
     /// Who this healer is.
     fn info() -> PluginInfo;
@@ -92,6 +123,32 @@ pub trait Healer: 'static {
 }
 
 /// A pattern pack: rules for guard's native scanner.
+///
+/// ```
+/// use guard_sdk::{Category, Pack, PluginInfo, Rule};
+///
+/// struct Registry;
+///
+/// impl Pack for Registry {
+///     fn info() -> PluginInfo {
+///         guard_sdk::info("registry", "0.1.0", "Our registry's failures")
+///     }
+///     fn rules() -> Vec<Rule> {
+///         vec![Rule {
+///             id: "registry.503".into(),
+///             category: Category::Network,
+///             failure_type: "registry-unavailable".into(),
+///             pattern: r"registry\.internal .*503".into(),
+///             unless: None,
+///             confidence: 0.9,
+///             remedies: vec!["retry-with-backoff".into()],
+///             description: "The registry's gateway failed".into(),
+///         }]
+///     }
+/// }
+/// guard_sdk::pack!(Registry);
+/// assert_eq!(Registry::rules().len(), 1);
+/// ```
 pub trait Pack: 'static {
     /// Who this pack is.
     fn info() -> PluginInfo;
@@ -99,7 +156,8 @@ pub trait Pack: 'static {
     fn rules() -> Vec<Rule>;
 }
 
-/// Exports a [`Detector`] implementation as this component's `detector`.
+/// Exports a [`Detector`] implementation as this component's `detector`
+/// (see the crate example). Call it once per plugin crate.
 #[macro_export]
 macro_rules! detector {
     ($ty:ty) => {
@@ -155,7 +213,8 @@ macro_rules! detector {
     };
 }
 
-/// Exports a [`Healer`] implementation as this component's `healer`.
+/// Exports a [`Healer`] implementation as this component's `healer` (see
+/// [`Healer`]). Call it once per plugin crate.
 #[macro_export]
 macro_rules! healer {
     ($ty:ty) => {
@@ -224,7 +283,8 @@ macro_rules! healer {
     };
 }
 
-/// Exports a [`Pack`] implementation as this component's `pack`.
+/// Exports a [`Pack`] implementation as this component's `pack` (see
+/// [`Pack`]). Call it once per plugin crate.
 #[macro_export]
 macro_rules! pack {
     ($ty:ty) => {

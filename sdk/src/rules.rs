@@ -68,9 +68,18 @@ fn default_confidence() -> f32 {
     0.8
 }
 
-/// Parses a rules file into the pack's info and rules. A rule with an
-/// unknown category is kept with category `other` and the problem noted in
-/// its description, so the host reports it instead of the pack vanishing.
+/// Parses a rules file into the pack's info and rules.
+///
+/// ```
+/// let (info, rules) = guard_sdk::rules_from_toml(
+///     "[pack]\nid = \"p\"\nversion = \"0.1.0\"\n\n[[rule]]\nid = \"a\"\ncategory = \"network\"\nfailure_type = \"t\"\npattern = 'X'\n",
+/// ).unwrap();
+/// assert_eq!((info.id.as_str(), rules.len()), ("p", 1));
+/// ```
+///
+/// A rule with an unknown category is kept with category `other` and the
+/// problem noted in its description, so the host reports it instead of the
+/// pack vanishing.
 pub fn rules_from_toml(text: &str) -> Result<(PluginInfo, Vec<Rule>), String> {
     let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let info = PluginInfo {
