@@ -167,8 +167,37 @@ async fn a_healer_running_an_ungranted_program_is_denied_and_audited() {
     );
 }
 
+/// pytest, pinned as in .ci/run; installed here too so `cargo test` works on
+/// a machine that never ran the CI script.
+fn ensure_pytest() {
+    let ok = |out: std::io::Result<std::process::Output>| out.is_ok_and(|o| o.status.success());
+    if ok(std::process::Command::new("python3")
+        .args(["-m", "pytest", "--version"])
+        .output())
+    {
+        return;
+    }
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "pytest==8.4.2",
+        ];
+        args.extend_from_slice(extra);
+        ok(std::process::Command::new("python3").args(&args).output())
+    };
+    assert!(
+        install(&[]) || install(&["--user"]),
+        "pytest is needed: python3 -m pip install pytest==8.4.2"
+    );
+}
+
 #[tokio::test]
 async fn a_test_that_passes_alone_is_reported_flaky_by_name() {
+    ensure_pytest();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("test_flaky.py"),
