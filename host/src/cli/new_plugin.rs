@@ -99,7 +99,7 @@ pub fn create(dir: &Path, name: &str, lang: Lang, kind: Kind) -> Result<PathBuf>
         }
         Lang::Js => {
             files.push(("plugin.js", js_source(name, kind)));
-            files.push(("package.json", format!("{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{ \"@bytecodealliance/componentize-js\": \"0.23.0\" }}\n}}\n")));
+            files.push(("package.json", format!("{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{ \"@bytecodealliance/componentize-js\": \"0.23.0\", \"@bytecodealliance/preview2-shim\": \"0.25.0\" }}\n}}\n")));
             files.push(("build.sh", format!(
                 "#!/usr/bin/env bash\n# Builds {name}.wasm with componentize-js (wasi:http disabled).\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n[ -x node_modules/.bin/componentize-js ] || npm install --silent --no-audit --no-fund\nnode_modules/.bin/componentize-js plugin.js -w {wit:?} -n {} -d http -d fetch-event -o {name}.wasm >/dev/null\necho \"$(pwd)/{name}.wasm\"\n",
                 kind.world()
