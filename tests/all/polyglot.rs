@@ -225,46 +225,8 @@ async fn a_component_built_against_another_wit_version_is_refused_naming_both() 
             .replace("guard:plugin@0.1.1", "guard:plugin@0.2.0");
         std::fs::write(wit.join(path.file_name().unwrap()), text).unwrap();
     }
-    let (code, _, err) = guard_cli(&[
-        "plugins",
-        "new",
-        "future",
-        "--lang",
-        "python",
-        "--kind",
-        "pack",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let root = dir.path().join("future");
-    examples(); // makes sure componentize-py is installed
-    let built = Command::new("componentize-py")
-        .args([
-            "-d",
-            wit.to_str().unwrap(),
-            "-w",
-            "pattern-pack",
-            "componentize",
-            "app",
-            "-o",
-            "future.wasm",
-        ])
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let (code, _, err) = guard_cli(&[
-        "plugins",
-        "check",
-        root.join("future.wasm").to_str().unwrap(),
-    ])
-    .await;
+    let component = python_pack_against(&wit, dir.path(), "future").await;
+    let (code, _, err) = guard_cli(&["plugins", "check", component.to_str().unwrap()]).await;
     assert_eq!(code, 2);
     assert!(
         err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.1"),
@@ -278,31 +240,48 @@ async fn a_plugin_built_against_the_released_0_1_0_contract_loads_after_host_fun
     // tests/wit-0.1.0 is the contract as released; 0.1.1 added `log.enabled`.
     let frozen = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/wit-0.1.0"));
     let dir = tempfile::tempdir().unwrap();
+    let component = python_pack_against(&frozen, dir.path(), "old-pack").await;
+    let (code, out, err) =
+        guard_cli(&["plugins", "check", "--json", component.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["wit_version"], "0.1.0",
+        "built against the frozen contract"
+    );
+    assert_eq!(v["rules"], 1, "and it runs: its rules() call answered");
+    assert!(v["exports"].to_string().contains("guard:plugin/pack@0.1.0"));
+}
+
+/// A Python pattern pack from `guard plugins new`, built against the WIT in
+/// `wit` (not necessarily the live contract); returns the component's path.
+async fn python_pack_against(wit: &std::path::Path, dir: &std::path::Path, name: &str) -> PathBuf {
     let (code, _, err) = guard_cli(&[
         "plugins",
         "new",
-        "old-pack",
+        name,
         "--lang",
         "python",
         "--kind",
         "pack",
         "--dir",
-        dir.path().to_str().unwrap(),
+        dir.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, 0, "{err}");
-    let root = dir.path().join("old-pack");
+    let root = dir.join(name);
     examples(); // makes sure componentize-py is installed
+    let out = format!("{name}.wasm");
     let built = Command::new("componentize-py")
         .args([
             "-d",
-            frozen.to_str().unwrap(),
+            wit.to_str().unwrap(),
             "-w",
             "pattern-pack",
             "componentize",
             "app",
             "-o",
-            "old-pack.wasm",
+            &out,
         ])
         .current_dir(&root)
         .output()
@@ -312,19 +291,5 @@ async fn a_plugin_built_against_the_released_0_1_0_contract_loads_after_host_fun
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let (code, out, err) = guard_cli(&[
-        "plugins",
-        "check",
-        "--json",
-        root.join("old-pack.wasm").to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        v["wit_version"], "0.1.0",
-        "built against the frozen contract"
-    );
-    assert_eq!(v["rules"], 1, "and it runs: its rules() call answered");
-    assert!(v["exports"].to_string().contains("guard:plugin/pack@0.1.0"));
+    root.join(out)
 }
