@@ -11,7 +11,8 @@ mod new_plugin;
 mod pack;
 pub(crate) mod patterns;
 mod plugins;
-mod status;
+mod run;
+pub(crate) mod status;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ enum Command {
     /// List and check plugins.
     #[command(subcommand)]
     Plugins(plugins::Command),
+    /// The daemon: webhooks in, diagnoses and heals through the platforms' APIs.
+    Run(run::Args),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -116,6 +119,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Learn(args) => learn::run(&cli.global, args, out).await,
         Command::Pack(cmd) => pack::run(&cli.global, cmd, out).await,
         Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
+        Command::Run(args) => run::run(&cli.global, args, err).await,
         Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
     };
     match result {

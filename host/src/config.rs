@@ -66,6 +66,48 @@ pub struct Config {
     pub limits: Limits,
     /// Pattern-pack signatures.
     pub packs: Packs,
+    /// The daemon (`guard run`).
+    pub server: Server,
+}
+
+/// `[server]`: the daemon's listener, intake and workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address to listen on.
+    pub listen: String,
+    /// Events processed at once.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes (webhooks and /api/detect).
+    pub max_body_bytes: usize,
+    /// Requests per minute per (endpoint, client address); bursts up to a tenth of it.
+    pub rate_limit_per_minute: u32,
+    /// Time allowed for a whole request (headers and body), in seconds.
+    pub request_timeout_secs: u64,
+    /// Attempts at processing an event before it goes to the dead letters.
+    pub max_event_attempts: u32,
+    /// Largest job log fetched from a platform, in bytes (the rest is cut).
+    pub max_log_bytes: u64,
+    /// When set, `/api/*` requires `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// Days a webhook delivery id is remembered for de-duplication.
+    pub dedupe_days: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8700".into(),
+            workers: 4,
+            max_body_bytes: 10 * 1024 * 1024,
+            rate_limit_per_minute: 1200,
+            request_timeout_secs: 30,
+            max_event_attempts: 5,
+            max_log_bytes: 256 * 1024 * 1024,
+            api_token: None,
+            dedupe_days: 7,
+        }
+    }
 }
 
 /// `[packs]`.
@@ -89,6 +131,21 @@ pub struct GitHub {
     pub token: Option<String>,
     /// Secret for `X-Hub-Signature-256`.
     pub webhook_secret: Option<String>,
+    /// How `ci.annotate` reaches people: `commit-comment` (works with a
+    /// personal access token) or `check-run` (needs a GitHub App token).
+    #[serde(default)]
+    pub annotate: GitHubAnnotate,
+}
+
+/// Where GitHub annotations go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GitHubAnnotate {
+    /// A comment on the job's commit.
+    #[default]
+    CommitComment,
+    /// A completed check run on the job's commit, the diagnosis as its summary.
+    CheckRun,
 }
 
 fn default_github_api() -> String {
@@ -258,6 +315,38 @@ impl Config {
                 "[limits] values must be positive (chunk_bytes ≥ 1024, max_line_bytes ≥ 80)".into(),
             ));
         }
+        let srv = &self.server;
+        if srv.workers == 0 || srv.workers > 256 {
+            return Err(invalid("[server] workers must be between 1 and 256".into()));
+        }
+        if srv.max_body_bytes < 1024
+            || srv.rate_limit_per_minute == 0
+            || srv.max_event_attempts == 0
+        {
+            return Err(invalid(
+                "[server] max_body_bytes ≥ 1024, rate_limit_per_minute and max_event_attempts ≥ 1"
+                    .into(),
+            ));
+        }
+        if srv.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(format!(
+                "[server] listen = {:?} is not an address like 127.0.0.1:8700",
+                srv.listen
+            )));
+        }
+        for (section, url) in [
+            ("github", self.github.as_ref().map(|g| &g.api_url)),
+            ("gitlab", self.gitlab.as_ref().map(|g| &g.url)),
+            ("jenkins", self.jenkins.as_ref().map(|j| &j.url)),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(invalid(format!(
+                    "[{section}] URL {u:?} must start with https:// or http://"
+                )));
+            }
+        }
         for (id, p) in &self.plugins {
             for g in &p.grants {
                 crate::caps::grants::Grant::parse(g)
@@ -364,6 +453,7 @@ pub const TEMPLATE: &str = r#"# guard.toml — configuration for guard.
 api_url = "https://api.github.com"      # GitHub Enterprise: https://HOST/api/v3
 token = "${GITHUB_TOKEN}"               # needs actions:write to re-run jobs
 webhook_secret = "${GUARD_GITHUB_WEBHOOK_SECRET}"
+annotate = "commit-comment"             # or "check-run" (GitHub App token)
 
 # GitLab CI: job traces, retries and notes; X-Gitlab-Token secret.
 [gitlab]
@@ -403,6 +493,18 @@ max_attempt = 5
 [packs]
 require_signatures = false
 trusted_keys = []
+
+# The daemon (guard run): listener, intake and workers.
+[server]
+listen = "127.0.0.1:8700"
+workers = 4                      # events processed at once
+max_body_bytes = 10485760        # larger webhook bodies get 413
+rate_limit_per_minute = 1200     # per endpoint and client address; 429 beyond
+request_timeout_secs = 30        # slow clients are cut off (408)
+max_event_attempts = 5           # then the event goes to the dead letters (guard status)
+max_log_bytes = 268435456        # job logs are cut beyond this
+dedupe_days = 7                  # delivery ids remembered to ignore replays
+# api_token = "${GUARD_API_TOKEN}"   # require a bearer token on /api/*
 
 # Sandbox limits applied to every plugin call.
 [limits]

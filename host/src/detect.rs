@@ -103,7 +103,7 @@ impl Analyzer {
         &self,
         input: R,
         job: &Job,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Report, DetectError> {
         let limits = self.runtime.config().limits.clone();
         let mut plugin_errors = Vec::new();

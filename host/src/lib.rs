@@ -13,12 +13,17 @@
 pub mod caps;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod heal;
+pub mod intake;
 pub mod learn;
+pub mod metrics;
 pub mod model;
 pub mod pack;
+pub mod platform;
 pub mod runtime;
+pub mod server;
 pub mod store;
 
 /// The standard plugins, built from `plugins/` by `build.rs`.

@@ -112,6 +112,10 @@ pub struct Job {
     pub branch: Option<String>,
     /// Link to the job.
     pub url: Option<String>,
+    /// How the platform's API names the repository when that differs from
+    /// `repository` (GitLab's numeric project id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
 }
 
 impl Job {

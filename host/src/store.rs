@@ -1,9 +1,12 @@
 //! guard's embedded database (sled): one place that knows the trees, their
 //! key layouts and value encodings, so no other module touches raw bytes.
 //!
-//! Trees used so far: `kv/<plugin-id>` (plugins' private namespaces),
-//! `security` (denials and other security events), `audit` (every host
-//! action), `meta` (schema version).
+//! Trees: `kv/<plugin-id>` (plugins' private namespaces), `security`
+//! (denials and other security events), `audit` (every host action), `meta`
+//! (schema version); the typed trees of `heal` and `learn` (`breakers`,
+//! `budgets`, `stats`, `rules`, `candidates`, `rule_stats`); and the
+//! daemon's own (`queue`, `deliveries`, `jobs`, `dead`, `journal`,
+//! `schedule`, `pending`), whose layouts live in `daemon::queue`.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -251,6 +254,19 @@ impl Store {
             out.push((String::from_utf8_lossy(&k).into_owned(), value));
         }
         Ok(out)
+    }
+
+    /// A raw tree, for modules that own a key layout of their own (the
+    /// daemon's queue, journal and schedule) and need multi-tree
+    /// transactions.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// Writes everything to disk without blocking the async runtime.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// Writes everything to disk now (before acknowledging work elsewhere).

@@ -4,10 +4,14 @@
 //!
 //! Backends: the local one (`guard exec`) turns actions into requests that
 //! the exec loop carries out — a re-run runs the command again, an
-//! annotation is printed. When no backend is attached to a call, a granted
-//! action answers `unavailable`: guard never reports an action it did not take.
+//! annotation is printed. The daemon attaches a [`CiBackend`] that performs
+//! them through the platform's API (re-runs are scheduled with backoff and
+//! journaled so a restart never repeats one). When no backend is attached
+//! to a call, a granted action answers `unavailable`: guard never reports
+//! an action it did not take.
 
 use crate::caps::grants::{CiAction, Grant};
+use crate::model::Job;
 use crate::runtime::bindings::ci::Host;
 use crate::runtime::bindings::types::Error;
 use crate::runtime::state::{LocalRequest, PluginState};
@@ -30,17 +34,58 @@ pub const TUNING_ENV: &[&str] = &[
     "RUST_MIN_STACK",
 ];
 
+/// A CI action as a platform backend carries it out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum CiRequest {
+    /// Re-run the job, not before `delay_secs`.
+    Rerun {
+        /// Minimum delay asked by the healer.
+        delay_secs: u32,
+        /// Ask the platform for debug logs.
+        debug_logging: bool,
+    },
+    /// Re-run every failed job of the run.
+    RerunFailed {
+        /// Ask the platform for debug logs.
+        debug_logging: bool,
+    },
+    /// Delete CI caches whose key starts with `prefix`.
+    ClearCaches {
+        /// Key prefix.
+        prefix: String,
+    },
+    /// Cancel the run.
+    Cancel,
+    /// Show a note to people.
+    Annotate {
+        /// Title.
+        title: String,
+        /// Markdown body.
+        body: String,
+    },
+}
+
+/// Carries out granted CI actions on a real platform (the daemon's
+/// backend). Returns the count for `clear-caches`, 0 otherwise.
+#[async_trait::async_trait]
+pub trait CiBackend: Send + Sync + std::fmt::Debug {
+    /// Performs `request` for `job`; the error is what the plugin sees.
+    async fn perform(&self, job: &Job, request: CiRequest) -> Result<u32, Error>;
+}
+
 impl PluginState {
-    /// Grant check, job scope, dry-run and audit for a ci action; returns
-    /// the request for the local backend when one is attached.
-    fn ci_action(
+    /// Grant check, job scope, dry-run and audit for a ci action, then the
+    /// action through whichever backend the call has.
+    async fn ci_action(
         &mut self,
         action: CiAction,
         detail: String,
-        request: Option<LocalRequest>,
-    ) -> Result<(), Error> {
+        request: CiRequest,
+        env: Vec<(String, String)>,
+    ) -> Result<u32, Error> {
         self.require(&Grant::Ci(action))?;
-        let Some(job) = self.ctx.job.as_ref() else {
+        let Some(job) = self.ctx.job.clone() else {
             return Err(Error::Invalid(format!(
                 "ci.{} needs a job being healed; this call has none",
                 action.name()
@@ -53,14 +98,35 @@ impl PluginState {
         let name = format!("ci.{}", action.name());
         if self.ctx.dry_run {
             self.audit(&name, &target, "dry-run");
-            return Ok(());
+            return Ok(0);
         }
         if let Some(local) = self.ctx.local.clone() {
-            if let Some(r) = request {
+            // A local command has no CI cache store: deleting nothing and
+            // saying 0 is the truth. Package-manager caches are cleared
+            // through `exec` with their own grants.
+            let local_request = match request {
+                CiRequest::Rerun { delay_secs, .. } => {
+                    Some(LocalRequest::Rerun { delay_secs, env })
+                }
+                // Locally the "run" is the one command.
+                CiRequest::RerunFailed { .. } => Some(LocalRequest::Rerun { delay_secs: 0, env }),
+                CiRequest::ClearCaches { .. } => None,
+                CiRequest::Cancel => Some(LocalRequest::Cancel),
+                CiRequest::Annotate { title, body } => Some(LocalRequest::Annotate { title, body }),
+            };
+            if let Some(r) = local_request {
                 local.push(r);
             }
             self.audit(&name, &target, "done");
-            return Ok(());
+            return Ok(0);
+        }
+        if let Some(backend) = self.ctx.backend.clone() {
+            let result = backend.perform(&job, request).await;
+            match &result {
+                Ok(_) => self.audit(&name, &target, "done"),
+                Err(e) => self.audit(&name, &target, &format!("failed: {e:?}")),
+            }
+            return result;
         }
         let message = format!(
             "no CI platform backend is attached for {:?} jobs in this command",
@@ -73,14 +139,18 @@ impl PluginState {
 
 impl Host for PluginState {
     async fn rerun_job(&mut self, debug_logging: bool) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.ci_action(
-            CiAction::RerunJob,
-            format!("debug-logging={debug_logging}"),
-            Some(LocalRequest::Rerun {
-                delay_secs: 0,
-                env: Vec::new(),
-            }),
-        ))
+        Ok(self
+            .ci_action(
+                CiAction::RerunJob,
+                format!("debug-logging={debug_logging}"),
+                CiRequest::Rerun {
+                    delay_secs: 0,
+                    debug_logging,
+                },
+                Vec::new(),
+            )
+            .await
+            .map(drop))
     }
 
     async fn rerun_job_with_env(
@@ -102,7 +172,7 @@ impl Host for PluginState {
                 "at most 32 variables of at most 4 KiB, without NUL".into(),
             )));
         }
-        if self.ctx.local.is_none() && !self.ctx.dry_run {
+        if self.ctx.local.is_none() && !self.ctx.dry_run && self.ctx.backend.is_some() {
             // CI platforms re-run a job with its own environment.
             let _ = self.require(&Grant::Ci(CiAction::RerunJob));
             return Ok(Err(Error::Unavailable(
@@ -114,23 +184,32 @@ impl Host for PluginState {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        Ok(self.ci_action(
-            CiAction::RerunJob,
-            shown,
-            Some(LocalRequest::Rerun { delay_secs: 0, env }),
-        ))
+        Ok(self
+            .ci_action(
+                CiAction::RerunJob,
+                shown,
+                CiRequest::Rerun {
+                    delay_secs: 0,
+                    debug_logging: false,
+                },
+                env,
+            )
+            .await
+            .map(drop))
     }
 
     async fn rerun_failed_jobs(&mut self) -> wasmtime::Result<Result<(), Error>> {
-        // Locally the "run" is the one command: re-running failed jobs is re-running it.
-        Ok(self.ci_action(
-            CiAction::RerunFailedJobs,
-            String::new(),
-            Some(LocalRequest::Rerun {
-                delay_secs: 0,
-                env: Vec::new(),
-            }),
-        ))
+        Ok(self
+            .ci_action(
+                CiAction::RerunFailedJobs,
+                String::new(),
+                CiRequest::RerunFailed {
+                    debug_logging: false,
+                },
+                Vec::new(),
+            )
+            .await
+            .map(drop))
     }
 
     async fn clear_caches(&mut self, key_prefix: String) -> wasmtime::Result<Result<u32, Error>> {
@@ -139,20 +218,26 @@ impl Host for PluginState {
                 "key prefix longer than 512 bytes".into(),
             )));
         }
-        // A local command has no CI cache store: nothing to delete, and
-        // saying 0 is the truth. Package-manager caches are cleared through
-        // `exec` with their own grants.
         Ok(self
             .ci_action(
                 CiAction::ClearCaches,
                 format!("prefix={key_prefix:?}"),
-                None,
+                CiRequest::ClearCaches { prefix: key_prefix },
+                Vec::new(),
             )
-            .map(|()| 0))
+            .await)
     }
 
     async fn cancel(&mut self) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.ci_action(CiAction::Cancel, String::new(), Some(LocalRequest::Cancel)))
+        Ok(self
+            .ci_action(
+                CiAction::Cancel,
+                String::new(),
+                CiRequest::Cancel,
+                Vec::new(),
+            )
+            .await
+            .map(drop))
     }
 
     async fn annotate(
@@ -166,11 +251,15 @@ impl Host for PluginState {
             )));
         }
         let detail = format!("title={title:?}");
-        Ok(self.ci_action(
-            CiAction::Annotate,
-            detail,
-            Some(LocalRequest::Annotate { title, body }),
-        ))
+        Ok(self
+            .ci_action(
+                CiAction::Annotate,
+                detail,
+                CiRequest::Annotate { title, body },
+                Vec::new(),
+            )
+            .await
+            .map(drop))
     }
 
     async fn schedule_rerun(
@@ -178,13 +267,17 @@ impl Host for PluginState {
         delay_secs: u32,
         debug_logging: bool,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.ci_action(
-            CiAction::RerunJob,
-            format!("after {delay_secs}s, debug-logging={debug_logging}"),
-            Some(LocalRequest::Rerun {
-                delay_secs,
-                env: Vec::new(),
-            }),
-        ))
+        Ok(self
+            .ci_action(
+                CiAction::RerunJob,
+                format!("after {delay_secs}s, debug-logging={debug_logging}"),
+                CiRequest::Rerun {
+                    delay_secs,
+                    debug_logging,
+                },
+                Vec::new(),
+            )
+            .await
+            .map(drop))
     }
 }

@@ -149,6 +149,7 @@ pub async fn run(
             commit: Some(commit.clone()),
             branch: None,
             url: None,
+            api_id: None,
         };
         let file = std::fs::File::open(&log_path)
             .with_context(|| format!("reading {}", log_path.display()))?;
@@ -223,6 +224,7 @@ pub async fn run(
                 dry_run: args.dry_run,
                 workdir: Some(workdir.clone()),
                 local: Some(local.clone()),
+                backend: None,
             };
             match runtime
                 .heal(&plugin, &step.strategy, &job, &finding, &options)

@@ -1,24 +1,33 @@
-//! `guard status [--json]`: circuit breakers, retry budgets and strategy
-//! statistics from the database.
+//! `guard status [--json] [--server URL]`: circuit breakers, retry
+//! budgets, strategy statistics, and the daemon's queue, dead letters and
+//! scheduled re-runs — from the database, or from a running daemon's
+//! `/api/status` (sled allows one process per database, so while `guard
+//! run` holds it, `--server` is how to look).
 
 use std::io::Write;
 
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::Global;
+use crate::config::Config;
+use crate::daemon::queue::{Queue, QueuedEvent};
 use crate::heal::{breaker, budget, stats};
 use crate::store::now_ms;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Ask a running daemon (e.g. http://127.0.0.1:8700) instead of opening the database.
+    #[arg(long)]
+    server: Option<String>,
 }
 
-#[derive(Serialize)]
-struct BreakerView {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BreakerView {
     repository: String,
     job: String,
     strategy: String,
@@ -27,8 +36,8 @@ struct BreakerView {
     successes: u32,
 }
 
-#[derive(Serialize)]
-struct BudgetView {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BudgetView {
     repository: String,
     job: String,
     commit: String,
@@ -36,27 +45,40 @@ struct BudgetView {
     max: u32,
 }
 
-#[derive(Serialize)]
-struct StatView {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatView {
     category: String,
     strategy: String,
     successes: u32,
     failures: u32,
 }
 
-#[derive(Serialize)]
-struct Status {
-    breakers: Vec<BreakerView>,
-    budgets: Vec<BudgetView>,
-    stats: Vec<StatView>,
-    security_events: usize,
+/// What `guard status` shows.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// Circuit breakers.
+    pub breakers: Vec<BreakerView>,
+    /// Budgets per job per commit.
+    pub budgets: Vec<BudgetView>,
+    /// Strategy outcomes.
+    pub stats: Vec<StatView>,
+    /// Security events recorded.
+    pub security_events: usize,
+    /// Events waiting in the daemon's queue.
+    #[serde(default)]
+    pub queue_depth: usize,
+    /// Events processed by the daemon.
+    #[serde(default)]
+    pub jobs_processed: usize,
+    /// Events given up after repeated failures.
+    #[serde(default)]
+    pub dead_letters: Vec<QueuedEvent>,
 }
 
-pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {
-    let config = super::load_config(global)?;
-    let db = super::open_store(global)?;
+/// Reads the status from `db`.
+pub fn collect(config: &Config, db: &Store) -> Result<Status, StoreError> {
     let now = now_ms();
-    let breakers = breaker::all(&db)?
+    let breakers = breaker::all(db)?
         .into_iter()
         .map(|(k, b)| BreakerView {
             repository: k.first().cloned().unwrap_or_default(),
@@ -71,7 +93,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         .heal
         .max_retries_per_job
         .min(crate::config::HARD_MAX_RETRIES_PER_JOB);
-    let budgets = budget::all_jobs(&db)?
+    let budgets = budget::all_jobs(db)?
         .into_iter()
         .map(|(repository, job, commit, used)| BudgetView {
             repository,
@@ -81,7 +103,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             max,
         })
         .collect();
-    let stats = stats::all(&db)?
+    let stats = stats::all(db)?
         .into_iter()
         .map(|(category, strategy, o)| StatView {
             category,
@@ -90,11 +112,45 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             failures: o.failures,
         })
         .collect();
-    let status = Status {
+    let queue = Queue::open(db)?;
+    Ok(Status {
         breakers,
         budgets,
         stats,
         security_events: db.security_events(10_000)?.len(),
+        queue_depth: queue.depth(),
+        jobs_processed: queue.jobs_count(),
+        dead_letters: queue.dead_letters(50)?,
+    })
+}
+
+pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {
+    let status = match &args.server {
+        Some(url) => {
+            let url = format!("{}/api/status", url.trim_end_matches('/'));
+            let mut req = reqwest::Client::new().get(&url);
+            if let Ok(t) = std::env::var("GUARD_API_TOKEN") {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.with_context(|| format!("asking {url}"))?;
+            if !resp.status().is_success() {
+                anyhow::bail!("{url} answered {}", resp.status());
+            }
+            resp.json::<Status>()
+                .await
+                .with_context(|| format!("reading {url}"))?
+        }
+        None => {
+            let config = super::load_config(global)?;
+            let db = super::open_store(global)?;
+            if db.is_temporary() {
+                anyhow::bail!(
+                    "the database in {} is held by a running guard daemon; use `guard status --server http://ADDR`",
+                    global.data.display()
+                );
+            }
+            collect(&config, &db)?
+        }
     };
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
@@ -129,5 +185,25 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         )?;
     }
     writeln!(out, "security events recorded: {}", status.security_events)?;
+    writeln!(
+        out,
+        "daemon queue: {} waiting, {} processed, {} dead letters",
+        status.queue_depth,
+        status.jobs_processed,
+        status.dead_letters.len()
+    )?;
+    for d in &status.dead_letters {
+        let job = d.event.job();
+        writeln!(
+            out,
+            "  dead #{}: {} {} · {} after {} attempts: {}",
+            d.id,
+            crate::intake::platform_name(job.platform),
+            job.repository,
+            job.job_name,
+            d.attempts,
+            d.last_error.as_deref().unwrap_or("?")
+        )?;
+    }
     Ok(0)
 }

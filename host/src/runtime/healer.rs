@@ -49,6 +49,8 @@ pub struct HealOptions {
     pub workdir: Option<std::path::PathBuf>,
     /// The local backend, for `guard exec`.
     pub local: Option<Arc<crate::runtime::state::LocalActions>>,
+    /// The platform backend, for the daemon.
+    pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
 }
 
 /// The outcome of a heal call.
@@ -133,6 +135,7 @@ impl Runtime {
         let mut ctx = (*self.context(plugin, Some(job.clone()), options.dry_run)).clone();
         ctx.workdir = options.workdir.clone();
         ctx.local = options.local.clone();
+        ctx.backend = options.backend.clone();
         let mut store = self.new_store(Arc::new(ctx));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {

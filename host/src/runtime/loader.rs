@@ -504,6 +504,7 @@ impl Runtime {
             limits: self.config.limits.clone(),
             workdir: None,
             local: None,
+            backend: None,
         })
     }
 

@@ -34,6 +34,8 @@ pub struct CallContext {
     /// The local platform backend (`guard exec`): CI actions are requests
     /// that guard's exec loop carries out (a re-run runs the command again).
     pub local: Option<Arc<LocalActions>>,
+    /// The platform backend (the daemon): CI actions reach the real API.
+    pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
 }
 
 /// A CI action requested through the local backend.

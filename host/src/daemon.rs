@@ -1,0 +1,207 @@
+//! The daemon behind `guard run`: a durable queue of webhook events
+//! ([`queue`]), workers with bounded concurrency that diagnose and heal
+//! ([`worker`]), a platform backend for the plugins' `ci.*` calls that
+//! acts once ([`backend`]), and the re-run schedule ([`schedule`]).
+//!
+//! The HTTP side lives in `server`; this module owns what happens after an
+//! event is accepted.
+
+pub mod backend;
+pub mod queue;
+pub mod schedule;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::detect::Analyzer;
+use crate::heal::planner::StrategyCache;
+use crate::metrics::{self, labels};
+use crate::platform::Platforms;
+use crate::runtime::Runtime;
+use crate::store::{StoreError, now_ms};
+use queue::Queue;
+use schedule::Schedule;
+
+/// Everything the workers share.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Plugins, configuration and database.
+    pub runtime: Arc<Runtime>,
+    /// Compiled rules and detectors.
+    pub analyzer: Arc<Analyzer>,
+    /// Platform adapters.
+    pub platforms: Platforms,
+    /// The intake queue.
+    pub queue: Queue,
+    /// The re-run schedule.
+    pub schedule: Schedule,
+    /// Record what would be done; do nothing.
+    pub dry_run: bool,
+    /// Strategies offered by the healers (asked once).
+    strategies: tokio::sync::Mutex<StrategyCache>,
+    /// Wakes the dispatcher (new events).
+    pub wake: Arc<Notify>,
+    /// Tells the dispatcher and scheduler to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    busy: Mutex<HashSet<u64>>,
+}
+
+impl Daemon {
+    /// Sets up the daemon on `runtime`'s database; recovers the schedule.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        platforms: Platforms,
+        dry_run: bool,
+    ) -> Result<Arc<Daemon>, StoreError> {
+        let (analyzer, _) = Analyzer::new(runtime.clone());
+        let queue = Queue::open(runtime.db())?;
+        let schedule = Schedule::open(runtime.db())?;
+        let dropped = schedule.recover()?;
+        if dropped > 0 {
+            tracing::warn!(
+                "{dropped} re-run(s) interrupted by the last stop were not repeated (see the audit)"
+            );
+        }
+        let pruned = queue.prune_deliveries(runtime.config().server.dedupe_days)?;
+        tracing::debug!("forgot {pruned} old delivery ids");
+        Ok(Arc::new(Daemon {
+            runtime,
+            analyzer: Arc::new(analyzer),
+            platforms,
+            queue,
+            schedule,
+            dry_run,
+            strategies: tokio::sync::Mutex::new(StrategyCache::default()),
+            wake: Arc::new(Notify::new()),
+            stop: tokio::sync::watch::channel(false).0,
+            busy: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        match self.busy.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Starts the dispatcher and the scheduler; returns their handles.
+    pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let d = self.clone();
+        let dispatcher = tokio::spawn(async move { d.dispatch().await });
+        let s = self.schedule.clone();
+        let platforms = self.platforms.clone();
+        let stop = self.stop.subscribe();
+        let scheduler = tokio::spawn(async move { s.run(platforms, stop).await });
+        vec![dispatcher, scheduler]
+    }
+
+    /// Stops taking events and waits (up to `grace`) for those in progress.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.busy().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Err(e) = self.runtime.db().flush_async().await {
+            tracing::error!("flushing the database at shutdown: {e}");
+        }
+    }
+
+    /// Hands due events to workers, at most `[server] workers` at once.
+    async fn dispatch(self: Arc<Self>) {
+        let workers = self.runtime.config().server.workers;
+        let permits = Arc::new(Semaphore::new(workers));
+        let max_attempts = self.runtime.config().server.max_event_attempts;
+        let mut stop = self.stop.subscribe();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let busy_now = self.busy().clone();
+            let due = match self.queue.due(&busy_now, workers * 2) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!("reading the queue: {e}");
+                    Vec::new()
+                }
+            };
+            for ev in due {
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = stop.changed() => return,
+                };
+                self.busy().insert(ev.id);
+                let d = self.clone();
+                tokio::spawn(async move {
+                    let result = d.process(&ev).await;
+                    let outcome = match result {
+                        Ok(record) => {
+                            let decided = record.processed_ms.saturating_sub(record.received_ms);
+                            metrics::get().decision.observe(decided as f64 / 1000.0);
+                            match d.queue.complete(&record).await {
+                                Ok(()) => {
+                                    let _ = backend::DaemonBackend::forget(d.runtime.db(), ev.id);
+                                    tracing::info!(
+                                        event = ev.id,
+                                        repository = %record.job.repository,
+                                        job = %record.job.job_name,
+                                        category = record.category.as_deref().unwrap_or("-"),
+                                        outcome = %record.outcome,
+                                        "event processed"
+                                    );
+                                    "done"
+                                }
+                                Err(e) => {
+                                    tracing::error!(
+                                        event = ev.id,
+                                        "cannot record the outcome: {e}"
+                                    );
+                                    "retried"
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                event = ev.id,
+                                attempts = ev.attempts + 1,
+                                "processing failed: {e}"
+                            );
+                            match d.queue.failed(&ev, &e.to_string(), max_attempts).await {
+                                Ok(true) => "dead",
+                                Ok(false) => "retried",
+                                Err(e) => {
+                                    tracing::error!(
+                                        event = ev.id,
+                                        "cannot record the failure: {e}"
+                                    );
+                                    "retried"
+                                }
+                            }
+                        }
+                    };
+                    metrics::get()
+                        .events
+                        .get_or_create(&labels(&[("result", outcome)]))
+                        .inc();
+                    d.busy().remove(&ev.id);
+                    drop(permit);
+                    d.wake.notify_one();
+                });
+            }
+            let wait = match self.queue.next_retry_ms() {
+                Ok(Some(at)) => at.saturating_sub(now_ms()).clamp(20, 5_000),
+                _ => 5_000,
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}

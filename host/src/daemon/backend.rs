@@ -1,0 +1,244 @@
+//! The daemon's [`CiBackend`]: granted `ci.*` calls reach the platform's
+//! API, once.
+//!
+//! Every action of a heal is journaled under (event id, sequence number)
+//! in the `journal` tree. When an event is processed again after a crash,
+//! the healer makes the same calls in the same order and the journal
+//! answers the ones already done instead of the API. An action journaled
+//! as `started` but never `done` was interrupted mid-call: it is not
+//! repeated (see [`super::schedule`] for why at-most-once is the safe
+//! side). Re-runs are not called at all here: they go into the schedule,
+//! in the same transaction as their journal entry, with the backoff delay.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::schedule::{Schedule, Scheduled};
+use crate::caps::ci::{CiBackend, CiRequest};
+use crate::model::Job;
+use crate::platform::{PlatformError, Platforms};
+use crate::runtime::bindings::types::Error;
+use crate::store::{Store, StoreError, now_ms};
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Entry {
+    Started,
+    Done(u32),
+    Scheduled { at_ms: u64 },
+    Failed(String),
+}
+
+/// The backend of one heal of one event.
+#[derive(Debug)]
+pub struct DaemonBackend {
+    platforms: Platforms,
+    store: Store,
+    journal: sled::Tree,
+    schedule: Schedule,
+    event_id: u64,
+    plugin: String,
+    seq: AtomicU32,
+    /// Seconds a re-run waits (backoff for this attempt).
+    backoff_secs: u64,
+    rerun_scheduled: AtomicBool,
+    notes: Mutex<Vec<String>>,
+}
+
+/// The WIT error a plugin sees for a platform failure.
+pub fn to_wit(e: &PlatformError) -> Error {
+    let m = e.to_string();
+    match e {
+        PlatformError::NotConfigured(_) | PlatformError::Unsupported(_) => Error::Unavailable(m),
+        PlatformError::RateLimited { .. } => Error::Limited(m),
+        PlatformError::Status { status, .. } => match status {
+            401 | 403 => Error::Denied(m),
+            404 => Error::NotFound(m),
+            400 | 409 | 422 => Error::Invalid(m),
+            429 => Error::Limited(m),
+            _ => Error::Unavailable(m),
+        },
+        _ => Error::Unavailable(m),
+    }
+}
+
+impl DaemonBackend {
+    /// A backend for `plugin`'s heal of event `event_id`; the sequence
+    /// starts at `first_seq` (one range per strategy tried).
+    pub fn new(
+        platforms: Platforms,
+        store: &Store,
+        schedule: Schedule,
+        event_id: u64,
+        plugin: &str,
+        first_seq: u32,
+        backoff_secs: u64,
+    ) -> Result<DaemonBackend, StoreError> {
+        Ok(DaemonBackend {
+            platforms,
+            store: store.clone(),
+            journal: store.tree("journal")?,
+            schedule,
+            event_id,
+            plugin: plugin.to_string(),
+            seq: AtomicU32::new(first_seq),
+            backoff_secs,
+            rerun_scheduled: AtomicBool::new(false),
+            notes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether a re-run was scheduled (now or in an earlier, interrupted try).
+    pub fn rerun_scheduled(&self) -> bool {
+        self.rerun_scheduled.load(Ordering::SeqCst)
+    }
+
+    /// Notes for the job record (actions answered from the journal).
+    pub fn take_notes(&self) -> Vec<String> {
+        match self.notes.lock() {
+            Ok(mut n) => std::mem::take(&mut *n),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    fn note(&self, s: String) {
+        match self.notes.lock() {
+            Ok(mut n) => n.push(s),
+            Err(p) => p.into_inner().push(s),
+        }
+    }
+
+    fn put(&self, key: &[u8], e: &Entry) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(e).map_err(|source| StoreError::Corrupt {
+            tree: "journal",
+            source,
+        })?;
+        self.journal.insert(key, v)?;
+        Ok(())
+    }
+
+    /// Removes the journal of an event (once its record is written).
+    pub fn forget(store: &Store, event_id: u64) -> Result<(), StoreError> {
+        let journal = store.tree("journal")?;
+        for item in journal.scan_prefix(event_id.to_be_bytes()) {
+            let (k, _) = item?;
+            journal.remove(k)?;
+        }
+        Ok(())
+    }
+
+    async fn perform_inner(
+        &self,
+        job: &Job,
+        request: CiRequest,
+    ) -> Result<Result<u32, Error>, StoreError> {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        let mut key = [0u8; 12];
+        key[..8].copy_from_slice(&self.event_id.to_be_bytes());
+        key[8..].copy_from_slice(&seq.to_be_bytes());
+        if let Some(v) = self.journal.get(key)? {
+            let entry: Entry =
+                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                    tree: "journal",
+                    source,
+                })?;
+            return Ok(match entry {
+                Entry::Done(n) => {
+                    self.note(format!("{request:?}: already done before a restart"));
+                    Ok(n)
+                }
+                Entry::Scheduled { .. } => {
+                    self.rerun_scheduled.store(true, Ordering::SeqCst);
+                    self.note("re-run already scheduled before a restart".into());
+                    Ok(0)
+                }
+                Entry::Started => {
+                    self.note(format!(
+                        "{request:?}: interrupted by a restart, not repeated"
+                    ));
+                    Ok(0)
+                }
+                Entry::Failed(m) => Err(Error::Unavailable(m)),
+            });
+        }
+        let (all_failed, debug_logging, delay) = match &request {
+            CiRequest::Rerun {
+                delay_secs,
+                debug_logging,
+            } => (false, *debug_logging, *delay_secs),
+            CiRequest::RerunFailed { debug_logging } => (true, *debug_logging, 0),
+            other => {
+                let adapter = match self.platforms.get(job.platform) {
+                    Ok(a) => a,
+                    Err(e) => return Ok(Err(to_wit(&e))),
+                };
+                self.put(&key, &Entry::Started)?;
+                self.store.flush_async().await?;
+                let result = match other {
+                    CiRequest::ClearCaches { prefix } => adapter.clear_caches(job, prefix).await,
+                    CiRequest::Cancel => adapter.cancel(job).await.map(|()| 0),
+                    CiRequest::Annotate { title, body } => {
+                        adapter.annotate(job, title, body).await.map(|()| 0)
+                    }
+                    CiRequest::Rerun { .. } | CiRequest::RerunFailed { .. } => Ok(0),
+                };
+                let entry = match &result {
+                    Ok(n) => Entry::Done(*n),
+                    Err(e) => Entry::Failed(e.to_string()),
+                };
+                self.put(&key, &entry)?;
+                return Ok(result.map_err(|e| to_wit(&e)));
+            }
+        };
+        if let Err(e) = self.platforms.get(job.platform) {
+            return Ok(Err(to_wit(&e)));
+        }
+        let at_ms = now_ms() + self.backoff_secs.max(u64::from(delay)).saturating_mul(1000);
+        let (skey, sval) = self.schedule.entry(
+            at_ms,
+            &Scheduled {
+                job: job.clone(),
+                all_failed,
+                debug_logging,
+                event_id: self.event_id,
+                plugin: self.plugin.clone(),
+                tries: 0,
+                firing: false,
+            },
+        )?;
+        let jval = serde_json::to_vec(&Entry::Scheduled { at_ms }).map_err(|source| {
+            StoreError::Corrupt {
+                tree: "journal",
+                source,
+            }
+        })?;
+        (&self.journal, self.schedule.tree())
+            .transaction(|(j, s)| {
+                j.insert(&key, jval.as_slice())?;
+                s.insert(&skey, sval.as_slice())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+            })?;
+        self.store.flush_async().await?;
+        self.schedule.wake();
+        self.rerun_scheduled.store(true, Ordering::SeqCst);
+        Ok(Ok(0))
+    }
+}
+
+#[async_trait]
+impl CiBackend for DaemonBackend {
+    async fn perform(&self, job: &Job, request: CiRequest) -> Result<u32, Error> {
+        match self.perform_inner(job, request).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Unavailable(format!("guard's database: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The durable intake queue and what it remembers.
+//!
+//! An accepted webhook is in sled — flushed — before guard answers 2xx, so
+//! an event the platform saw accepted survives a crash. Trees:
+//!
+//! - `queue`: event id (u64 BE, increasing) → [`QueuedEvent`]; an event
+//!   leaves it only in the transaction that writes its job record.
+//! - `deliveries`: delivery ids and fact keys → receipt time (u64 BE ms),
+//!   for de-duplication; pruned after `[server] dedupe_days`.
+//! - `jobs`: event id → [`JobRecord`], what guard concluded and did.
+//! - `dead`: event id → [`QueuedEvent`] that kept failing (`guard status`).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::intake::{EventKind, Parsed};
+use crate::model::{Evidence, Job};
+use crate::store::{Store, StoreError, now_ms};
+
+/// An event waiting to be processed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueuedEvent {
+    /// Queue id.
+    pub id: u64,
+    /// Delivery it came from (`internal` for events guard derived itself).
+    pub delivery: String,
+    /// When it was accepted (ms).
+    pub received_ms: u64,
+    /// Failed processing attempts so far.
+    pub attempts: u32,
+    /// Not before this time (ms); set after a failed attempt.
+    pub next_try_ms: u64,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// The event.
+    pub event: EventKind,
+}
+
+/// What guard concluded about an event and did about it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct JobRecord {
+    /// Queue id of the event.
+    pub id: u64,
+    /// The job (or run).
+    pub job: Job,
+    /// `failed`, `succeeded` or `run-failed`.
+    pub status: String,
+    /// When the event was accepted (ms).
+    pub received_ms: u64,
+    /// When processing finished (ms).
+    pub processed_ms: u64,
+    /// Category of the diagnosis.
+    pub category: Option<String>,
+    /// Failure type.
+    pub failure_type: Option<String>,
+    /// Rule that named it.
+    pub rule: Option<String>,
+    /// Confidence 0–1.
+    pub confidence: f32,
+    /// Evidence lines.
+    pub evidence: Vec<Evidence>,
+    /// Strategy applied.
+    pub strategy: Option<String>,
+    /// Healer that applied it.
+    pub healer: Option<String>,
+    /// The healer's summary.
+    pub summary: Option<String>,
+    /// Actions as reported by the healer.
+    pub actions: Vec<String>,
+    /// One word: `rerun-scheduled`, `annotated`, `flaky`, `diagnosed`,
+    /// `unexplained`, `passed`, `heal-worked`, `heal-failed`, `expanded`,
+    /// `dry-run`.
+    pub outcome: String,
+    /// Everything else worth knowing (declines, blocked strategies, budget).
+    pub notes: Vec<String>,
+    /// Flaky tests named by the healer.
+    pub flaky_tests: Vec<String>,
+    /// Log size in bytes.
+    pub log_bytes: u64,
+}
+
+/// The result of accepting a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Queued under these ids (facts already known are skipped).
+    Queued(Vec<u64>),
+    /// This delivery, or every fact in it, was seen before.
+    Duplicate,
+}
+
+/// The queue and its companion trees.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    store: Store,
+    queue: sled::Tree,
+    deliveries: sled::Tree,
+    jobs: sled::Tree,
+    dead: sled::Tree,
+}
+
+fn encode<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}
+
+impl Queue {
+    /// Opens the trees in `store`.
+    pub fn open(store: &Store) -> Result<Queue, StoreError> {
+        Ok(Queue {
+            store: store.clone(),
+            queue: store.tree("queue")?,
+            deliveries: store.tree("deliveries")?,
+            jobs: store.tree("jobs")?,
+            dead: store.tree("dead")?,
+        })
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether this delivery id was accepted before.
+    pub fn seen(&self, delivery: &str) -> Result<bool, StoreError> {
+        Ok(self.deliveries.contains_key(delivery.as_bytes())?)
+    }
+
+    /// Queues the events of a webhook durably (flushed before returning)
+    /// unless the delivery or each fact was seen before.
+    pub async fn accept(&self, parsed: &Parsed) -> Result<Accepted, StoreError> {
+        if self.seen(&parsed.delivery)? {
+            return Ok(Accepted::Duplicate);
+        }
+        let ids = self.insert_events(&parsed.events, &parsed.delivery)?;
+        self.deliveries
+            .insert(parsed.delivery.as_bytes(), &now_ms().to_be_bytes())?;
+        self.store.flush_async().await?;
+        if ids.is_empty() {
+            Ok(Accepted::Duplicate)
+        } else {
+            Ok(Accepted::Queued(ids))
+        }
+    }
+
+    /// Queues events guard derived itself (a failed run's jobs); returns
+    /// the new ids. Not flushed: the caller's completion flushes.
+    pub fn insert_events(
+        &self,
+        events: &[EventKind],
+        delivery: &str,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut ids = Vec::new();
+        for event in events {
+            let fact = event.fact_key();
+            let id = self.store.generate_id()?;
+            let now = now_ms();
+            let queued = QueuedEvent {
+                id,
+                delivery: delivery.to_string(),
+                received_ms: now,
+                attempts: 0,
+                next_try_ms: 0,
+                last_error: None,
+                event: event.clone(),
+            };
+            let bytes = encode("queue", &queued)?;
+            // Fact and event together or neither: a crash in between must
+            // not leave a fact marked seen with no event queued.
+            let inserted = (&self.deliveries, &self.queue)
+                .transaction(|(d, q)| {
+                    if d.get(fact.as_bytes())?.is_some() {
+                        return Ok(false);
+                    }
+                    d.insert(fact.as_bytes(), &now.to_be_bytes())?;
+                    q.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                    Ok::<bool, ConflictableTransactionError<StoreError>>(true)
+                })
+                .map_err(tx_err)?;
+            if inserted {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Events due now, oldest first, skipping `busy` ones.
+    pub fn due(&self, busy: &HashSet<u64>, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for item in self.queue.iter() {
+            let (_, v) = item?;
+            let ev: QueuedEvent = decode("queue", &v)?;
+            if busy.contains(&ev.id) || ev.next_try_ms > now {
+                continue;
+            }
+            out.push(ev);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest retry time among waiting events, if any is delayed.
+    pub fn next_retry_ms(&self) -> Result<Option<u64>, StoreError> {
+        let mut min: Option<u64> = None;
+        for item in self.queue.iter() {
+            let (_, v) = item?;
+            let ev: QueuedEvent = decode("queue", &v)?;
+            if ev.next_try_ms > 0 {
+                min = Some(min.map_or(ev.next_try_ms, |m| m.min(ev.next_try_ms)));
+            }
+        }
+        Ok(min)
+    }
+
+    /// Marks an event processed: removes it from the queue and writes its
+    /// record in one transaction, then flushes.
+    pub async fn complete(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let key = record.id.to_be_bytes();
+        let bytes = encode("jobs", record)?;
+        (&self.queue, &self.jobs)
+            .transaction(|(q, j)| {
+                q.remove(&key)?;
+                j.insert(&key, bytes.as_slice())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        self.store.flush_async().await
+    }
+
+    /// Records a failed attempt; after `max_attempts` the event moves to
+    /// the dead letters. Returns true when it was buried.
+    pub async fn failed(
+        &self,
+        ev: &QueuedEvent,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<bool, StoreError> {
+        let mut ev = ev.clone();
+        ev.attempts += 1;
+        ev.last_error = Some(crate::intake::clip(error, 2000));
+        let key = ev.id.to_be_bytes();
+        let buried = ev.attempts >= max_attempts;
+        if buried {
+            let bytes = encode("dead", &ev)?;
+            (&self.queue, &self.dead)
+                .transaction(|(q, d)| {
+                    q.remove(&key)?;
+                    d.insert(&key, bytes.as_slice())?;
+                    Ok::<(), ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(tx_err)?;
+        } else {
+            // 5 s, 10 s, 20 s, … capped at 10 minutes.
+            let delay = 5_000u64
+                .saturating_mul(1 << (ev.attempts - 1).min(7))
+                .min(600_000);
+            ev.next_try_ms = now_ms() + delay;
+            self.queue.insert(key, encode("queue", &ev)?)?;
+        }
+        self.store.flush_async().await?;
+        Ok(buried)
+    }
+
+    /// Events waiting.
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Dead letters, newest first.
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        self.dead
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|r| {
+                r.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode("dead", &v))
+            })
+            .collect()
+    }
+
+    /// Number of dead letters.
+    pub fn dead_count(&self) -> usize {
+        self.dead.len()
+    }
+
+    /// Puts a dead letter back in the queue (after fixing its cause).
+    pub fn requeue_dead(&self, id: u64) -> Result<bool, StoreError> {
+        let key = id.to_be_bytes();
+        let Some(v) = self.dead.get(key)? else {
+            return Ok(false);
+        };
+        let mut ev: QueuedEvent = decode("dead", &v)?;
+        ev.attempts = 0;
+        ev.next_try_ms = 0;
+        let bytes = encode("queue", &ev)?;
+        (&self.queue, &self.dead)
+            .transaction(|(q, d)| {
+                d.remove(&key)?;
+                q.insert(&key, bytes.as_slice())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        Ok(true)
+    }
+
+    /// Processed events, newest first.
+    pub fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.jobs
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|r| {
+                r.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode("jobs", &v))
+            })
+            .collect()
+    }
+
+    /// Number of processed events.
+    pub fn jobs_count(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// One processed event.
+    pub fn job(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        match self.jobs.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(decode("jobs", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets delivery ids and facts older than `days`.
+    pub fn prune_deliveries(&self, days: u64) -> Result<usize, StoreError> {
+        let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
+        let mut n = 0;
+        for item in self.deliveries.iter() {
+            let (k, v) = item?;
+            let at = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            if at < cutoff {
+                self.deliveries.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::JobStatus;
+    use crate::model::Platform;
+
+    fn failed(job_id: &str) -> EventKind {
+        EventKind::JobCompleted {
+            job: Job {
+                platform: Platform::Github,
+                repository: "o/r".into(),
+                job_id: job_id.into(),
+                attempt: 1,
+                ..Job::default()
+            },
+            status: JobStatus::Failed,
+        }
+    }
+
+    fn parsed(delivery: &str, events: Vec<EventKind>) -> Parsed {
+        Parsed {
+            delivery: delivery.into(),
+            events,
+            ignored: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn replays_and_repeated_facts_are_not_queued_twice() {
+        let q = Queue::open(&Store::temporary().unwrap()).unwrap();
+        let a = q.accept(&parsed("d1", vec![failed("1")])).await.unwrap();
+        assert!(matches!(a, Accepted::Queued(ref ids) if ids.len() == 1));
+        assert_eq!(
+            q.accept(&parsed("d1", vec![failed("1")])).await.unwrap(),
+            Accepted::Duplicate
+        );
+        // Same fact under another delivery id (a Job Hook and a Pipeline Hook).
+        assert_eq!(
+            q.accept(&parsed("d2", vec![failed("1")])).await.unwrap(),
+            Accepted::Duplicate
+        );
+        assert_eq!(q.depth(), 1);
+    }
+
+    #[tokio::test]
+    async fn completion_moves_the_event_and_failures_end_in_dead_letters() {
+        let q = Queue::open(&Store::temporary().unwrap()).unwrap();
+        q.accept(&parsed("d1", vec![failed("1"), failed("2")]))
+            .await
+            .unwrap();
+        let due = q.due(&HashSet::new(), 10).unwrap();
+        assert_eq!(due.len(), 2);
+        q.complete(&JobRecord {
+            id: due[0].id,
+            outcome: "passed".into(),
+            ..JobRecord::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(q.depth(), 1);
+        assert_eq!(q.job(due[0].id).unwrap().unwrap().outcome, "passed");
+        assert!(!q.failed(&due[1], "boom", 2).await.unwrap());
+        // Delayed: not due right away.
+        assert!(q.due(&HashSet::new(), 10).unwrap().is_empty());
+        let again = QueuedEvent {
+            attempts: 1,
+            ..due[1].clone()
+        };
+        assert!(q.failed(&again, "boom", 2).await.unwrap());
+        assert_eq!(q.depth(), 0);
+        assert_eq!(
+            q.dead_letters(10).unwrap()[0].last_error.as_deref(),
+            Some("boom")
+        );
+        assert!(q.requeue_dead(due[1].id).unwrap());
+        assert_eq!(q.depth(), 1);
+    }
+}

@@ -1,0 +1,250 @@
+//! GitHub Actions webhooks: `workflow_job` and `workflow_run`, signed with
+//! `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the webhook
+//! secret), identified by `X-GitHub-Delivery`.
+
+use axum::http::HeaderMap;
+use hmac::{Mac, SimpleHmac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{EventKind, JobStatus, Parsed, WebhookError, clip, digest, header, json};
+use crate::model::{Job, Platform};
+
+/// Checks the signature of `body`. The comparison is constant-time
+/// (`verify_slice`), so a forger learns nothing from response times.
+pub fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), WebhookError> {
+    let sig = header(headers, "x-hub-signature-256")
+        .ok_or_else(|| WebhookError::Unauthorized("missing X-Hub-Signature-256 header".into()))?;
+    let hex_sig = sig.strip_prefix("sha256=").ok_or_else(|| {
+        WebhookError::Unauthorized("X-Hub-Signature-256 must start with sha256=".into())
+    })?;
+    let expected = hex::decode(hex_sig)
+        .map_err(|_| WebhookError::Unauthorized("X-Hub-Signature-256 is not hexadecimal".into()))?;
+    let mut mac = SimpleHmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| WebhookError::NotConfigured("the webhook secret is unusable".into()))?;
+    mac.update(body);
+    mac.verify_slice(&expected).map_err(|_| {
+        WebhookError::Unauthorized("X-Hub-Signature-256 does not match the body".into())
+    })
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct WorkflowJob {
+    id: u64,
+    run_id: u64,
+    name: String,
+    #[serde(default)]
+    run_attempt: Option<u32>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    head_sha: Option<String>,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobPayload {
+    action: String,
+    workflow_job: WorkflowJob,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct WorkflowRun {
+    id: u64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    run_attempt: Option<u32>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    head_sha: Option<String>,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunPayload {
+    action: String,
+    workflow_run: WorkflowRun,
+    repository: Repository,
+}
+
+/// Conclusions that mean "failed" to guard.
+fn status_of(conclusion: Option<&str>) -> Option<JobStatus> {
+    match conclusion? {
+        "failure" | "timed_out" => Some(JobStatus::Failed),
+        "success" => Some(JobStatus::Succeeded),
+        _ => None,
+    }
+}
+
+/// Authenticates and parses a GitHub webhook. `secret` is `[github]
+/// webhook_secret`; without one every webhook is refused.
+pub fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: Option<&str>,
+) -> Result<Parsed, WebhookError> {
+    let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| {
+        WebhookError::NotConfigured(
+            "[github] webhook_secret is not set: guard refuses unsigned GitHub webhooks".into(),
+        )
+    })?;
+    verify(headers, body, secret)?;
+    let delivery = match header(headers, "x-github-delivery") {
+        Some(d) if !d.is_empty() => format!("github:{}", clip(d, 128)),
+        _ => format!("github:sha256:{}", digest(body)),
+    };
+    let event = header(headers, "x-github-event")
+        .ok_or_else(|| WebhookError::Malformed("missing X-GitHub-Event header".into()))?;
+    match event {
+        "workflow_job" => {
+            let p: JobPayload = json(body)?;
+            if p.action != "completed" {
+                return Ok(Parsed::ignored(
+                    delivery,
+                    format!("workflow_job {}", clip(&p.action, 32)),
+                ));
+            }
+            let j = p.workflow_job;
+            let Some(status) = status_of(j.conclusion.as_deref()) else {
+                return Ok(Parsed::ignored(
+                    delivery,
+                    format!(
+                        "job concluded {}",
+                        j.conclusion.as_deref().unwrap_or("without a conclusion")
+                    ),
+                ));
+            };
+            // The repository object is the signed source of truth for where
+            // the job lives; its URLs are only shown to people.
+            let job = Job {
+                platform: Platform::Github,
+                repository: clip(&p.repository.full_name, 256),
+                run_id: j.run_id.to_string(),
+                job_id: j.id.to_string(),
+                job_name: clip(&j.name, 256),
+                attempt: j.run_attempt.unwrap_or(1).max(1),
+                commit: j.head_sha.map(|s| clip(&s, 64)),
+                branch: j.head_branch.map(|s| clip(&s, 256)),
+                url: j.html_url.map(|s| clip(&s, 1024)),
+                api_id: None,
+            };
+            Ok(Parsed {
+                delivery,
+                events: vec![EventKind::JobCompleted { job, status }],
+                ignored: None,
+            })
+        }
+        "workflow_run" => {
+            let p: RunPayload = json(body)?;
+            let r = p.workflow_run;
+            if p.action != "completed"
+                || status_of(r.conclusion.as_deref()) != Some(JobStatus::Failed)
+            {
+                return Ok(Parsed::ignored(
+                    delivery,
+                    format!(
+                        "workflow_run {} ({})",
+                        clip(&p.action, 32),
+                        r.conclusion.as_deref().unwrap_or("no conclusion")
+                    ),
+                ));
+            }
+            let run = Job {
+                platform: Platform::Github,
+                repository: clip(&p.repository.full_name, 256),
+                run_id: r.id.to_string(),
+                job_id: String::new(),
+                job_name: clip(r.name.as_deref().unwrap_or("workflow"), 256),
+                attempt: r.run_attempt.unwrap_or(1).max(1),
+                commit: r.head_sha.map(|s| clip(&s, 64)),
+                branch: r.head_branch.map(|s| clip(&s, 256)),
+                url: r.html_url.map(|s| clip(&s, 1024)),
+                api_id: None,
+            };
+            Ok(Parsed {
+                delivery,
+                events: vec![EventKind::RunFailed { run }],
+                ignored: None,
+            })
+        }
+        "ping" => Ok(Parsed::ignored(delivery, "ping")),
+        other => Ok(Parsed::ignored(
+            delivery,
+            format!("{} events are not used", clip(other, 64)),
+        )),
+    }
+}
+
+/// The `X-Hub-Signature-256` value for `body` (for tests and load tools).
+pub fn sign(body: &[u8], secret: &str) -> String {
+    let mut mac = match SimpleHmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; this cannot happen.
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn githubs_documented_signature_vector_verifies() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-hub-signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+                .parse()
+                .unwrap(),
+        );
+        verify(&h, b"Hello, World!", "It's a Secret to Everybody").unwrap();
+        assert!(matches!(
+            verify(&h, b"Hello, World?", "It's a Secret to Everybody"),
+            Err(WebhookError::Unauthorized(_))
+        ));
+        assert_eq!(
+            sign(b"Hello, World!", "It's a Secret to Everybody"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn no_secret_configured_refuses_everything() {
+        let h = HeaderMap::new();
+        assert!(matches!(
+            parse(&h, b"{}", None),
+            Err(WebhookError::NotConfigured(_))
+        ));
+    }
+
+    #[test]
+    fn signed_garbage_is_malformed_with_a_reason() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-hub-signature-256",
+            sign(b"{\"action\":1}", "k").parse().unwrap(),
+        );
+        h.insert("x-github-event", "workflow_job".parse().unwrap());
+        let e = parse(&h, b"{\"action\":1}", Some("k")).unwrap_err();
+        assert!(
+            matches!(e, WebhookError::Malformed(ref m) if m.contains("expected JSON")),
+            "{e:?}"
+        );
+    }
+}

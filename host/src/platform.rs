@@ -1,0 +1,159 @@
+//! CI platform adapters: what the daemon does through GitHub's, GitLab's
+//! and Jenkins' APIs — fetch a job's log, re-run, cancel, clear caches,
+//! annotate. One file per platform over a shared HTTP client
+//! ([`client`]) that honours rate limits and never logs credentials.
+
+pub mod client;
+pub mod github;
+pub mod gitlab;
+pub mod jenkins;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::Config;
+use crate::model::{Job, Platform};
+
+/// A failed platform request.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform is not configured (no `[github]` etc. section or token).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The platform cannot do this at all.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The API answered with an error status.
+    #[error("{method} {path} answered {status}: {message}")]
+    Status {
+        /// HTTP method.
+        method: String,
+        /// Path (no host, no query: nothing secret).
+        path: String,
+        /// Status code.
+        status: u16,
+        /// The platform's message, cut short.
+        message: String,
+    },
+    /// The platform's rate limit: try again after this many seconds.
+    #[error("rate limited by {platform} for {retry_after_secs} s more")]
+    RateLimited {
+        /// Which platform.
+        platform: &'static str,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Connection, TLS or protocol failure.
+    #[error("cannot reach {platform}: {message}")]
+    Transport {
+        /// Which platform.
+        platform: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A response that is not what the API documents.
+    #[error("unexpected response from {platform}: {message}")]
+    Protocol {
+        /// Which platform.
+        platform: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// Writing the downloaded log failed.
+    #[error("cannot store the downloaded log: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl PlatformError {
+    /// Whether trying again later may succeed (the event is retried rather
+    /// than dead-lettered at once).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PlatformError::RateLimited { .. }
+            | PlatformError::Transport { .. }
+            | PlatformError::Io(_) => true,
+            PlatformError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// A downloaded log.
+#[derive(Debug)]
+pub struct Download {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Whether the log was cut at the size limit.
+    pub truncated: bool,
+}
+
+/// What guard needs from a CI platform.
+#[async_trait]
+pub trait Adapter: Send + Sync + std::fmt::Debug {
+    /// Which platform this is.
+    fn platform(&self) -> Platform;
+    /// Downloads `job`'s log into `dest`, at most `max_bytes` (the end is cut).
+    async fn fetch_log(
+        &self,
+        job: &Job,
+        dest: &Path,
+        max_bytes: u64,
+    ) -> Result<Download, PlatformError>;
+    /// The failed jobs of a failed run (GitHub `workflow_run`).
+    async fn failed_jobs(&self, run: &Job) -> Result<Vec<Job>, PlatformError>;
+    /// Re-runs `job`.
+    async fn rerun_job(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError>;
+    /// Re-runs every failed job of `job`'s run.
+    async fn rerun_failed_jobs(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError>;
+    /// Deletes CI caches whose key starts with `prefix`; returns how many.
+    async fn clear_caches(&self, job: &Job, prefix: &str) -> Result<u32, PlatformError>;
+    /// Cancels `job`'s run.
+    async fn cancel(&self, job: &Job) -> Result<(), PlatformError>;
+    /// Shows a note about `job` to people (comment, check run, description).
+    async fn annotate(&self, job: &Job, title: &str, body: &str) -> Result<(), PlatformError>;
+}
+
+/// The adapters configured in guard.toml.
+#[derive(Debug, Clone, Default)]
+pub struct Platforms {
+    github: Option<Arc<dyn Adapter>>,
+    gitlab: Option<Arc<dyn Adapter>>,
+    jenkins: Option<Arc<dyn Adapter>>,
+}
+
+impl Platforms {
+    /// Builds the adapters of every configured platform.
+    pub fn from_config(config: &Config) -> Result<Platforms, PlatformError> {
+        Ok(Platforms {
+            github: match &config.github {
+                Some(g) => Some(Arc::new(github::GitHub::new(g)?)),
+                None => None,
+            },
+            gitlab: match &config.gitlab {
+                Some(g) => Some(Arc::new(gitlab::GitLab::new(g)?)),
+                None => None,
+            },
+            jenkins: match &config.jenkins {
+                Some(j) => Some(Arc::new(jenkins::Jenkins::new(j)?)),
+                None => None,
+            },
+        })
+    }
+
+    /// The adapter for `platform`.
+    pub fn get(&self, platform: Platform) -> Result<Arc<dyn Adapter>, PlatformError> {
+        let (slot, section) = match platform {
+            Platform::Github => (&self.github, "github"),
+            Platform::Gitlab => (&self.gitlab, "gitlab"),
+            Platform::Jenkins => (&self.jenkins, "jenkins"),
+            Platform::Local => (&None, "local"),
+        };
+        slot.clone().ok_or_else(|| {
+            PlatformError::NotConfigured(format!(
+                "guard.toml has no [{section}] section: guard cannot reach that platform"
+            ))
+        })
+    }
+}
