@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod daemon;
 mod detect;
 mod eval;
+mod fake;
 mod heal;
 mod learn;
 mod polyglot;

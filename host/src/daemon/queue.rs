@@ -214,6 +214,15 @@ impl Queue {
         Ok(out)
     }
 
+    /// Every waiting event, oldest first (due or not).
+    pub fn waiting(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        self.queue
+            .iter()
+            .take(limit)
+            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("queue", &v)))
+            .collect()
+    }
+
     /// The earliest retry time among waiting events, if any is delayed.
     pub fn next_retry_ms(&self) -> Result<Option<u64>, StoreError> {
         let mut min: Option<u64> = None;

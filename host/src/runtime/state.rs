@@ -96,6 +96,8 @@ pub struct PluginState {
     pub(crate) logs_this_call: u32,
     /// Host calls made during the current call (rate limit).
     pub(crate) host_calls_this_call: u32,
+    /// When the current call began (plugin call latency metric).
+    pub(crate) call_started: std::time::Instant,
 }
 
 impl WasiView for PluginState {
@@ -136,6 +138,7 @@ pub fn new_store(engine: &Engine, ctx: Arc<CallContext>) -> Store<PluginState> {
         stderr,
         logs_this_call: 0,
         host_calls_this_call: 0,
+        call_started: std::time::Instant::now(),
         ctx,
     };
     let mut store = Store::new(engine, state);
@@ -160,5 +163,6 @@ pub fn begin_call(store: &mut Store<PluginState>) {
     data.cpu = CpuMeter::new(ms);
     data.logs_this_call = 0;
     data.host_calls_this_call = 0;
+    data.call_started = std::time::Instant::now();
     store.set_epoch_deadline(1);
 }

@@ -1,0 +1,218 @@
+//! A loopback fake of the GitHub, GitLab and Jenkins APIs: records every
+//! request, serves job logs the test sets, and can hold log downloads
+//! until the test opens a gate (to catch the daemon mid-processing).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub host: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    logs: Arc<Mutex<HashMap<String, String>>>,
+    run_jobs: Arc<Mutex<serde_json::Value>>,
+    caches_left: Arc<Mutex<Vec<u64>>>,
+    gate: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The fake server.
+pub struct Fake {
+    pub addr: SocketAddr,
+    shared: Shared,
+    gate: tokio::sync::watch::Sender<bool>,
+}
+
+impl Fake {
+    /// Starts the fake on a free loopback port; log downloads flow unless
+    /// `hold_logs`.
+    pub async fn start(hold_logs: bool) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(!hold_logs);
+        let shared = Shared {
+            port: addr.port(),
+            seen: Arc::default(),
+            logs: Arc::default(),
+            run_jobs: Arc::new(Mutex::new(
+                serde_json::json!({ "total_count": 0, "jobs": [] }),
+            )),
+            caches_left: Arc::new(Mutex::new(vec![11, 12])),
+            gate: rx,
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Fake {
+            addr,
+            shared,
+            gate: tx,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sets the log served for a job id (GitHub, GitLab) or build number (Jenkins).
+    pub fn set_log(&self, id: &str, log: &str) {
+        self.shared
+            .logs
+            .lock()
+            .unwrap()
+            .insert(id.into(), log.into());
+    }
+
+    /// The jobs answered for a GitHub run's attempt.
+    pub fn set_run_jobs(&self, v: serde_json::Value) {
+        *self.shared.run_jobs.lock().unwrap() = v;
+    }
+
+    /// Lets held log downloads through.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// Requests with this method whose path ends with `suffix`.
+    pub fn count(&self, method: &str, suffix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.path.ends_with(suffix))
+            .count()
+    }
+
+    /// Waits (up to 20 s) until `pred` holds over the requests seen.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Seen]) -> bool) {
+        for _ in 0..400 {
+            if pred(&self.seen()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for {what}; seen: {:#?}",
+            self.seen()
+                .iter()
+                .map(|s| format!("{} {}", s.method, s.path))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+async fn handle(State(s): State<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+    s.seen.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        host: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        headers: parts.headers.clone(),
+        body,
+    });
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let log_for = |id: &str| s.logs.lock().unwrap().get(id).cloned().unwrap_or_default();
+    // GitHub: the log URL redirects to storage on another host name.
+    if method == Method::GET && path.ends_with("/logs") && segs.len() == 7 && segs[4] == "jobs" {
+        let to = format!("http://localhost:{}/storage/logs/{}", s.port, segs[5]);
+        return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+    }
+    if method == Method::GET && path.starts_with("/storage/logs/") {
+        let mut gate = s.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        return log_for(segs[2]).into_response();
+    }
+    if method == Method::GET && path.ends_with("/trace") {
+        let mut gate = s.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        return log_for(segs[segs.len() - 2]).into_response();
+    }
+    if method == Method::GET && path.ends_with("/consoleText") {
+        return log_for(segs[segs.len() - 2]).into_response();
+    }
+    if method == Method::GET && path.contains("/attempts/") && path.ends_with("/jobs") {
+        return json(StatusCode::OK, s.run_jobs.lock().unwrap().clone());
+    }
+    if method == Method::GET && path.ends_with("/actions/caches") {
+        let left = s.caches_left.lock().unwrap().clone();
+        let caches: Vec<_> = left
+            .iter()
+            .map(|id| serde_json::json!({ "id": id, "key": format!("npm-{id}") }))
+            .collect();
+        return json(
+            StatusCode::OK,
+            serde_json::json!({ "total_count": caches.len(), "actions_caches": caches }),
+        );
+    }
+    if method == Method::DELETE && segs.len() == 6 && segs[4] == "caches" {
+        let id: u64 = segs[5].parse().unwrap_or(0);
+        s.caches_left.lock().unwrap().retain(|c| *c != id);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if path == "/crumbIssuer/api/json" {
+        return json(
+            StatusCode::OK,
+            serde_json::json!({ "crumb": "c-1", "crumbRequestField": "Jenkins-Crumb" }),
+        );
+    }
+    if method == Method::POST
+        && segs.first() == Some(&"job")
+        && !parts.headers.contains_key("jenkins-crumb")
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "No valid crumb was included in the request",
+        )
+            .into_response();
+    }
+    if method == Method::POST && path.ends_with("/cancel") {
+        return json(StatusCode::ACCEPTED, serde_json::json!({}));
+    }
+    if method == Method::POST {
+        return json(StatusCode::CREATED, serde_json::json!({}));
+    }
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({ "message": "Not Found" }),
+    )
+}
