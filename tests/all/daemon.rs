@@ -326,7 +326,14 @@ async fn a_failed_workflow_run_is_expanded_into_its_failed_jobs() {
     // attempt) later is the same fact.
     let mut job: Value = serde_json::from_slice(&failed_job(7001, "failure")).unwrap();
     job["repository"]["full_name"] = "octo-org/octo-repo".into();
-    let (s2, v2) = h.github("workflow_job", "d-job-7001", &serde_json::to_vec(&job).unwrap(), SECRET).await;
+    let (s2, v2) = h
+        .github(
+            "workflow_job",
+            "d-job-7001",
+            &serde_json::to_vec(&job).unwrap(),
+            SECRET,
+        )
+        .await;
     assert_eq!(s2, StatusCode::OK, "{v2}");
 }
 

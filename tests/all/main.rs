@@ -4,12 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod crash;
 mod daemon;
 mod detect;
 mod eval;
 mod fake;
 mod heal;
 mod learn;
+mod openapi;
 mod polyglot;
 mod sandbox;
 mod util;

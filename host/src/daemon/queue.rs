@@ -219,7 +219,10 @@ impl Queue {
         self.queue
             .iter()
             .take(limit)
-            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("queue", &v)))
+            .map(|r| {
+                r.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode("queue", &v))
+            })
             .collect()
     }
 
