@@ -34,9 +34,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Checks the rate limit of `route` for the request's client; the
-    /// error response is a 429 with `retry-after`.
-    pub fn rate_limit(&self, route: &'static str, req: &Request) -> Result<(), Response> {
+    /// Checks the rate limit of `route` for the request's client; over it,
+    /// the answer is a 429 with `retry-after`.
+    pub fn rate_limit(&self, route: &'static str, req: &Request) -> Option<Response> {
         // Requests without a peer address (in-process tests) share one bucket.
         let ip = req
             .extensions()
@@ -44,7 +44,7 @@ impl AppState {
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         match self.limiter.check_key(&(route, ip)) {
-            Ok(()) => Ok(()),
+            Ok(()) => None,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
@@ -59,7 +59,7 @@ impl AppState {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
-                Err(r)
+                Some(r)
             }
         }
     }

@@ -14,27 +14,26 @@ use crate::heal::breaker;
 use crate::model::Job;
 use crate::store::now_ms;
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = state
+/// The 401 response when the API token is required and missing or wrong.
+fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    // No token configured: the API is open (it listens on loopback by default).
+    let expected = state
         .daemon
         .runtime
         .config()
         .server
         .api_token
         .clone()
-        .filter(|t| !t.is_empty())
-    else {
-        return Ok(());
-    };
+        .filter(|t| !t.is_empty())?;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if crate::intake::secret_eq(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNAUTHORIZED,
             "this API needs Authorization: Bearer <[server] api_token>",
         ))
@@ -53,7 +52,7 @@ pub async fn healthz() -> &'static str {
 /// `GET /api/status`: queue, dead letters, schedule, breakers, budgets,
 /// strategy statistics and plugin health.
 pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = unauthorized(&state, &headers) {
         return r;
     }
     let d = &state.daemon;
@@ -105,7 +104,7 @@ pub async fn jobs(
     headers: HeaderMap,
     Query(q): Query<JobsQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = unauthorized(&state, &headers) {
         return r;
     }
     match state.daemon.queue.jobs(q.limit.unwrap_or(50).min(1000)) {
@@ -120,7 +119,7 @@ pub async fn job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = unauthorized(&state, &headers) {
         return r;
     }
     let Ok(id) = id.parse::<u64>() else {
@@ -138,10 +137,10 @@ pub async fn job(
 
 /// `POST /api/detect`: the body is a log; the answer is the diagnosis.
 pub async fn detect(State(state): State<AppState>, req: Request) -> Response {
-    if let Err(r) = authorized(&state, req.headers()) {
+    if let Some(r) = unauthorized(&state, req.headers()) {
         return r;
     }
-    if let Err(r) = state.rate_limit("api/detect", &req) {
+    if let Some(r) = state.rate_limit("api/detect", &req) {
         return r;
     }
     let max = state.daemon.runtime.config().server.max_body_bytes;

@@ -50,7 +50,7 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
         Platform::Gitlab => "webhooks/gitlab",
         _ => "webhooks/jenkins",
     };
-    if let Err(r) = state.rate_limit(route, &req) {
+    if let Some(r) = state.rate_limit(route, &req) {
         count(name, "rate-limited");
         return r;
     }

@@ -1,0 +1,173 @@
+//! Webhook-to-decision latency of `guard run` at a sustained rate.
+//!
+//! A daemon on loopback (temporary database, embedded plugins) receives
+//! signed `workflow_job` failures at a fixed rate; a loopback fake of the
+//! GitHub API serves each job's log from memory ("the log already local")
+//! and accepts the re-runs. Reported: the webhook's response time (client
+//! side) and the decision latency (accepted → diagnosis and heal recorded,
+//! from the job records), as p50/p90/p99/max, and the sustained rate.
+//!
+//! Run with `cargo bench -p guard --bench daemon`; `GUARD_BENCH_RATE`
+//! (events/s, default 50) and `GUARD_BENCH_SECS` (default 10) change the load.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::IntoResponse;
+use guard::config::{Config, GitHub, GitHubAnnotate, Heal};
+use guard::daemon::Daemon;
+use guard::platform::Platforms;
+use guard::runtime::Runtime;
+use guard::store::Store;
+
+const SECRET: &str = "bench-secret";
+
+fn log() -> String {
+    let mut log = String::new();
+    for i in 0..300 {
+        log.push_str(&format!(
+            "2024-05-01T10:00:00.0000000Z added {i} packages in 1s\n"
+        ));
+    }
+    log.push_str("npm ERR! code ECONNRESET\nnpm ERR! network read ECONNRESET\n##[error]Process completed with exit code 1.\n");
+    log
+}
+
+async fn fake_github() -> SocketAddr {
+    let log = Arc::new(log());
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let log = log.clone();
+        async move {
+            if req.uri().path().ends_with("/logs") {
+                (*log).clone().into_response()
+            } else {
+                (axum::http::StatusCode::CREATED, "{}").into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+fn percentiles(name: &str, mut v: Vec<f64>) {
+    v.sort_by(f64::total_cmp);
+    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<34} n={:<5} p50 {:>8.2} ms  p90 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+        v.len(),
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        v[v.len() - 1]
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rate: u64 = std::env::var("GUARD_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let secs: u64 = std::env::var("GUARD_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async move {
+        let fake = fake_github().await;
+        let config = Config {
+            github: Some(GitHub {
+                api_url: format!("http://{fake}"),
+                token: Some("t".into()),
+                webhook_secret: Some(SECRET.into()),
+                annotate: GitHubAnnotate::CommitComment,
+            }),
+            heal: Heal { backoff_base_secs: 0, ..Heal::default() },
+            // One client sends everything: the per-client limit would be the bottleneck.
+            server: guard::config::Server { rate_limit_per_minute: 10_000_000, ..Default::default() },
+            ..Config::default()
+        };
+        let cache = tempfile::tempdir().expect("tempdir");
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut runtime = Runtime::new(Arc::new(config.clone()), Store::open(data.path()).expect("db"), Some(cache.path().to_path_buf()))
+            .expect("runtime");
+        assert!(runtime.load_embedded().await.is_empty());
+        let daemon = Daemon::new(Arc::new(runtime), Platforms::from_config(&config).expect("platforms"), false).expect("daemon");
+        daemon.start();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/webhooks/github", listener.local_addr().expect("addr"));
+        let app = guard::server::router(daemon.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve")
+        });
+        let template: serde_json::Value = serde_json::json!({
+            "action": "completed",
+            "workflow_job": { "id": 0, "run_id": 1, "name": "build", "run_attempt": 1, "conclusion": "failure",
+                               "head_sha": "3484a3fb816e0859fd6e1cea078d76385ff50625", "head_branch": "main" },
+            "repository": { "full_name": "bench/repo" }
+        });
+        let client = reqwest::Client::new();
+        let total = rate * secs;
+        let interval = Duration::from_micros(1_000_000 / rate.max(1));
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for i in 0..total {
+            tick.tick().await;
+            let mut body = template.clone();
+            body["workflow_job"]["id"] = (1_000_000 + i).into();
+            // One repository per event: budgets per repository would otherwise
+            // turn most heals into "budget spent" after the first twenty.
+            body["repository"]["full_name"] = format!("bench/repo-{i}").into();
+            let bytes = serde_json::to_vec(&body).expect("json");
+            let sig = guard::intake::github::sign(&bytes, SECRET);
+            let (client, url) = (client.clone(), url.clone());
+            handles.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("x-github-event", "workflow_job")
+                    .header("x-github-delivery", format!("bench-{i}"))
+                    .header("x-hub-signature-256", sig)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(r.status(), 202);
+                t.elapsed().as_secs_f64() * 1000.0
+            }));
+        }
+        let mut response_ms = Vec::new();
+        for h in handles {
+            response_ms.push(h.await.expect("join"));
+        }
+        let sent_in = started.elapsed();
+        while daemon.queue.jobs_count() < total as usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained_in = started.elapsed();
+        let records = daemon.queue.jobs(total as usize).expect("jobs");
+        let decision: Vec<f64> = records.iter().map(|r| (r.processed_ms - r.received_ms) as f64).collect();
+        let reruns = records.iter().filter(|r| r.outcome == "rerun-scheduled").count();
+        println!(
+            "offered {rate}/s for {secs} s: {total} webhooks sent in {:.2} s, all decided after {:.2} s ({:.0} events/s sustained); {reruns} re-runs scheduled",
+            sent_in.as_secs_f64(),
+            drained_in.as_secs_f64(),
+            total as f64 / drained_in.as_secs_f64()
+        );
+        percentiles("webhook response (202, queued)", response_ms);
+        percentiles("decision (accepted -> recorded)", decision);
+    });
+}
