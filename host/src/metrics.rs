@@ -33,10 +33,24 @@ use prometheus_client::registry::{Registry, Unit};
 /// Label pairs.
 pub type Labels = Vec<(String, String)>;
 
+/// Calls of one plugin, for the dashboard (Prometheus gets the histograms).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PluginCalls {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that failed (trap, limit, timeout).
+    pub failures: u64,
+    /// Total time, seconds.
+    pub total_secs: f64,
+    /// Slowest call, seconds.
+    pub max_secs: f64,
+}
+
 /// Every metric guard exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    plugin_totals: std::sync::Mutex<std::collections::BTreeMap<String, PluginCalls>>,
     /// Webhooks by platform and result.
     pub webhooks: Family<Labels, Counter>,
     /// Events processed by result.
@@ -141,6 +155,7 @@ impl Metrics {
         registry.register("breakers", "Circuit breakers, by state", breakers.clone());
         Metrics {
             registry,
+            plugin_totals: std::sync::Mutex::default(),
             webhooks,
             events,
             detections,
@@ -153,6 +168,35 @@ impl Metrics {
             dead_letters,
             scheduled,
             breakers,
+        }
+    }
+
+    /// Records one plugin call.
+    pub fn plugin_call(&self, plugin: &str, call: &str, secs: f64, ok: bool) {
+        self.plugin_calls
+            .get_or_create(&labels(&[("plugin", plugin), ("call", call)]))
+            .observe(secs);
+        if !ok {
+            self.plugin_failures
+                .get_or_create(&labels(&[("plugin", plugin)]))
+                .inc();
+        }
+        let mut totals = match self.plugin_totals.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let t = totals.entry(plugin.to_string()).or_default();
+        t.calls += 1;
+        t.failures += u64::from(!ok);
+        t.total_secs += secs;
+        t.max_secs = t.max_secs.max(secs);
+    }
+
+    /// Per-plugin call totals since start-up.
+    pub fn plugin_totals(&self) -> std::collections::BTreeMap<String, PluginCalls> {
+        match self.plugin_totals.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The HTTP side of `guard run` (axum): webhooks in ([`webhooks`]), the
-//! JSON API, health and metrics out ([`api`]).
+//! JSON API, health and metrics out ([`api`]), the dashboard ([`dashboard`]).
 //!
 //! Every route shares the same guards: a body size cap (413), a whole-
 //! request timeout (408, so slow clients cannot hold connections), and a
@@ -7,6 +7,7 @@
 //! `/api/detect` (429 with `retry-after`).
 
 pub mod api;
+pub mod dashboard;
 pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -83,6 +84,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         )),
     };
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::script))
+        .route("/assets/style.css", get(dashboard::style))
+        .route("/api/dashboard", get(dashboard::data))
         .route("/webhooks/github", post(webhooks::github))
         .route("/webhooks/gitlab", post(webhooks::gitlab))
         .route("/webhooks/jenkins", post(webhooks::jenkins))

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod cli;
 mod crash;
 mod daemon;

@@ -15,7 +15,7 @@ use crate::model::Job;
 use crate::store::now_ms;
 
 /// The 401 response when the API token is required and missing or wrong.
-fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     // No token configured: the API is open (it listens on loopback by default).
     let expected = state
         .daemon
