@@ -553,3 +553,58 @@ async fn the_json_api_health_and_metrics() {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_is_self_contained() {
+    let h = harness().await;
+    let resp = h
+        .app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let html = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for asset in ["/assets/app.js", "/assets/style.css"] {
+        assert!(html.contains(asset));
+        let (s, body) = h
+            .send(Request::get(asset).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // The SVG namespace is a name, not a download.
+        let text = body
+            .as_str()
+            .unwrap()
+            .replace("http://www.w3.org/2000/svg", "");
+        // No CDN, no remote font, no remote script: everything is embedded.
+        assert!(
+            !text.contains("https://") && !text.contains("http://"),
+            "{asset} references a remote URL"
+        );
+    }
+    assert!(!html.contains("https://") && !html.contains("http://"));
+    let (s, d) = h
+        .send(Request::get("/api/dashboard").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["by_hour"].as_array().unwrap().len(), 24);
+    assert!(
+        d["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "heal-std")
+    );
+}

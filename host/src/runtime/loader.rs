@@ -579,18 +579,12 @@ pub(crate) fn finish_call<T>(
 ) -> Result<T, RuntimeError> {
     let data = store.data();
     let limits = &data.context().limits;
-    let m = crate::metrics::get();
-    m.plugin_calls
-        .get_or_create(&crate::metrics::labels(&[
-            ("plugin", plugin),
-            ("call", call),
-        ]))
-        .observe(data.call_started.elapsed().as_secs_f64());
-    if !matches!(result, Ok(Ok(_))) {
-        m.plugin_failures
-            .get_or_create(&crate::metrics::labels(&[("plugin", plugin)]))
-            .inc();
-    }
+    crate::metrics::get().plugin_call(
+        plugin,
+        call,
+        data.call_started.elapsed().as_secs_f64(),
+        matches!(result, Ok(Ok(_))),
+    );
     let reason = match result {
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => classify(

@@ -25,8 +25,14 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -67,7 +73,12 @@ pub async fn data(State(state): State<AppState>, headers: HeaderMap) -> Response
     let db = d.runtime.db();
     let status = match collect(d.runtime.config(), db) {
         Ok(s) => s,
-        Err(e) => return super::error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => {
+            return super::error(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            );
+        }
     };
     // The chart and the flaky list summarise the last thousand events.
     let recent = d.queue.jobs(1000).unwrap_or_default();
@@ -100,14 +111,15 @@ pub async fn data(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
     let mut flaky: Vec<Flaky> = flaky.into_values().collect();
     flaky.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_ms.cmp(&a.last_ms)));
-    let denials: BTreeMap<String, usize> =
-        db.security_events(10_000).unwrap_or_default().into_iter().filter(|e| e.kind == "denied").fold(
-            BTreeMap::new(),
-            |mut m, e| {
-                *m.entry(e.plugin).or_default() += 1;
-                m
-            },
-        );
+    let denials: BTreeMap<String, usize> = db
+        .security_events(10_000)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "denied")
+        .fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(e.plugin).or_default() += 1;
+            m
+        });
     let totals = crate::metrics::get().plugin_totals();
     let plugins: Vec<_> = d
         .runtime

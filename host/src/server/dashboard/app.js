@@ -1,6 +1,7 @@
 // guard dashboard: polls /api/dashboard and renders it. No framework, no
 // build step, no third-party code; every string from the API is inserted as
-// text (never as HTML), since job names and log lines come from CI.
+// text (never as HTML), since job names and log lines come from CI. The
+// Content-Security-Policy forbids inline styles, so colours are classes.
 "use strict";
 
 const CATEGORIES = ["dependency", "test", "build", "timeout", "resource", "network", "permission", "other"];
@@ -10,7 +11,6 @@ function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
-    else if (k === "style") e.setAttribute("style", v);
     else e.setAttribute(k, v);
   }
   for (const c of children) {
@@ -30,7 +30,7 @@ function ago(ms) {
 
 function category(c) {
   if (!c) return el("span", { class: "muted" }, "unexplained");
-  return el("span", { class: "cat", style: `background: var(--${CATEGORIES.includes(c) ? c : "other"})` }, c);
+  return el("span", { class: `cat bg-${CATEGORIES.includes(c) ? c : "other"}` }, c);
 }
 
 function fill(tableId, rows, empty) {
@@ -103,7 +103,7 @@ function chart(d) {
       r.setAttribute("y", y);
       r.setAttribute("width", Math.max(1, bw - 2));
       r.setAttribute("height", bh);
-      r.setAttribute("style", `fill: var(--${c})`);
+      r.setAttribute("class", `fill-${c}`);
       const title = document.createElementNS(ns, "title");
       title.textContent = `${n} ${c} · ${new Date(h.hour_ms).toLocaleString()}`;
       r.append(title);
@@ -123,7 +123,7 @@ function chart(d) {
   top.textContent = String(max);
   svg.append(top);
   document.getElementById("chart").replaceChildren(svg);
-  document.getElementById("legend").replaceChildren(...CATEGORIES.map((c) => el("span", {}, el("i", { style: `background: var(--${c})` }), c)));
+  document.getElementById("legend").replaceChildren(...CATEGORIES.map((c) => el("span", {}, el("i", { class: `bg-${c}` }), c)));
 }
 
 function rest(d) {
