@@ -56,6 +56,15 @@ pub struct Global {
         default_value = "warn"
     )]
     pub log_level: String,
+    /// Format of guard's own diagnostics on stderr: `text`, or `json` (one object per line, for log shippers).
+    #[arg(
+        long = "log-format",
+        global = true,
+        env = "GUARD_LOG_FORMAT",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +90,11 @@ enum Command {
     Plugins(plugins::Command),
     /// The daemon: webhooks in, diagnoses and heals through the platforms' APIs.
     Run(run::Args),
+    /// Print a shell completion script: `guard completions bash > /etc/bash_completion.d/guard`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Configuration helpers.
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -89,7 +103,7 @@ enum Command {
 /// Entry point of the `guard` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.global.log_level);
+    init_tracing(&cli.global.log_level, cli.global.log_format == "json");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,6 +133,11 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Learn(args) => learn::run(&cli.global, args, out).await,
         Command::Pack(cmd) => pack::run(&cli.global, cmd, out).await,
         Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "guard", out);
+            Ok(0)
+        }
         Command::Run(args) => run::run(&cli.global, args, err).await,
         Command::Config(cmd) => config_cmd::run(&cli.global, cmd, out),
     };
@@ -131,14 +150,19 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-fn init_tracing(level: &str) {
+fn init_tracing(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // Structured fields (event, repository, outcome, …) become JSON keys.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Loads the configuration named by `--config` (defaults when none).

@@ -117,3 +117,15 @@ async fn config_template_is_valid_configuration() {
     assert_eq!(code, 0);
     assert!(out.contains("[plugins.my-healer]") && out.contains("[limits]"));
 }
+
+#[tokio::test]
+async fn shell_completions_cover_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, _) = guard_cli(&["completions", shell]).await;
+        assert_eq!(code, 0);
+        for sub in ["run", "detect", "exec", "learn", "patterns", "status"] {
+            assert!(out.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    assert!(guard::cli::parse_args(["guard", "completions", "tcsh"]).is_err());
+}

@@ -37,6 +37,9 @@ pub struct Args {
     /// Passing logs (files or directories of *.log) the rule must not match.
     #[arg(long)]
     negatives: Vec<PathBuf>,
+    /// Print the rule as JSON.
+    #[arg(long)]
+    json: bool,
     /// Show the rule without storing it.
     #[arg(long)]
     dry_run: bool,
@@ -103,13 +106,25 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             rule.pattern
         );
     }
-    writeln!(
-        out,
-        "rule {id} ({category}, {}) from line {number}:\n  {example}\n  pattern: {}",
-        rule.failure_type, rule.pattern
-    )?;
+    if args.json {
+        let v = serde_json::json!({
+            "rule": &rule,
+            "line": number,
+            "example": &example,
+            "stored": !args.dry_run,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        writeln!(
+            out,
+            "rule {id} ({category}, {}) from line {number}:\n  {example}\n  pattern: {}",
+            rule.failure_type, rule.pattern
+        )?;
+    }
     if args.dry_run {
-        writeln!(out, "dry run: not stored")?;
+        if !args.json {
+            writeln!(out, "dry run: not stored")?;
+        }
         return Ok(0);
     }
     let db = super::open_store(global)?;
@@ -121,9 +136,11 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         Some(number),
         Some(example),
     )?;
-    writeln!(
-        out,
-        "stored; it takes part in detection now (guard patterns list)"
-    )?;
+    if !args.json {
+        writeln!(
+            out,
+            "stored; it takes part in detection now (guard patterns list)"
+        )?;
+    }
     Ok(0)
 }

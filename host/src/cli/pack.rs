@@ -23,6 +23,9 @@ pub enum Command {
     Inspect {
         /// The pack.
         pack: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Create an Ed25519 key pair: the secret goes to FILE, the public key is printed.
     Keygen {
@@ -85,7 +88,7 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
             )?;
             Ok(0)
         }
-        Command::Inspect { pack } => {
+        Command::Inspect { pack, json } => {
             let config = Arc::new(super::load_config(global)?);
             let runtime = Runtime::new(config.clone(), crate::store::Store::temporary()?, None)?;
             let bytes =
@@ -103,6 +106,25 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 pack.display(),
                 p.kind.world()
             );
+            let (signed_by, sig) = match crate::pack::verify(&pack, &config.packs.trusted_keys) {
+                Ok(k) => (Some(k.clone()), format!("signed by trusted key {k}")),
+                Err(e) => (None, e.to_string()),
+            };
+            if json {
+                let v = serde_json::json!({
+                    "file": pack.display().to_string(),
+                    "id": p.info.id,
+                    "version": p.info.version,
+                    "description": p.info.description,
+                    "sha256": p.sha256,
+                    "bytes": p.size,
+                    "signed_by": signed_by,
+                    "signature": sig,
+                    "rules": p.rules,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                return Ok(0);
+            }
             writeln!(
                 out,
                 "{}: {} {} — {}",
@@ -112,10 +134,6 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 p.info.description
             )?;
             writeln!(out, "  sha256 {}  {} bytes", p.sha256, p.size)?;
-            let sig = match crate::pack::verify(&pack, &config.packs.trusted_keys) {
-                Ok(k) => format!("signed by trusted key {k}"),
-                Err(e) => e.to_string(),
-            };
             writeln!(out, "  signature: {sig}")?;
             writeln!(out, "  {} rules:", p.rules.len())?;
             for r in &p.rules {
