@@ -13,6 +13,9 @@ const GUESTS: &[&str] = &[
     "guest-spin",
     "guest-hog",
     "guest-greedy",
+    "guest-hostile",
+    "guest-hostile-healer",
+    "guest-hostile-pack",
 ];
 
 fn main() {

@@ -11,6 +11,7 @@ mod detect;
 mod eval;
 mod fake;
 mod heal;
+mod hostile;
 mod learn;
 mod openapi;
 mod polyglot;

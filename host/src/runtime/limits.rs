@@ -235,17 +235,25 @@ pub fn classify(
     if limiter.memory_exceeded {
         return Failure::MemoryLimit { mib: memory_mib };
     }
-    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+    // The trap is the root cause under wasmtime's backtrace context.
+    let trap = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<wasmtime::Trap>());
+    if let Some(trap) = trap {
         match trap {
             wasmtime::Trap::StackOverflow => return Failure::StackOverflow,
             wasmtime::Trap::Interrupt => return Failure::CpuLimit { ms: cpu_ms },
             _ => {}
         }
     }
-    // The first line of wasmtime's message names the trap; the rest is a
-    // backtrace, which goes to the debug log instead.
+    // The backtrace goes to the debug log; the reason is the root cause.
     let full = format!("{error:#}");
     tracing::debug!("plugin trap detail: {full}");
-    let first = full.lines().next().unwrap_or("unknown error").to_string();
+    let root = error
+        .chain()
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "unknown error".into());
+    let first = root.lines().next().unwrap_or("unknown error").to_string();
     Failure::Trap(first)
 }

@@ -604,6 +604,21 @@ pub(crate) fn finish_call<T>(
             tracing::debug!(plugin, "plugin {name}: {}", text.trim_end());
         }
     }
+    // A Rust (or other) panic prints its message to stderr before the trap:
+    // that message is the clearest reason there is.
+    let reason = match reason {
+        super::limits::Failure::Trap(t) => {
+            let stderr = data.stderr.contents();
+            match stderr.lines().rev().find(|l| l.contains("panicked")) {
+                Some(p) => super::limits::Failure::Trap(format!(
+                    "{t} — {}",
+                    crate::intake::clip(p.trim(), 300)
+                )),
+                None => super::limits::Failure::Trap(t),
+            }
+        }
+        other => other,
+    };
     Err(RuntimeError::Call {
         plugin: plugin.to_string(),
         call: call.to_string(),
