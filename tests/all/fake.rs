@@ -32,7 +32,7 @@ impl Seen {
 struct Shared {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
-    logs: Arc<Mutex<HashMap<String, String>>>,
+    logs: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     run_jobs: Arc<Mutex<serde_json::Value>>,
     caches_left: Arc<Mutex<Vec<u64>>>,
     gate: tokio::sync::watch::Receiver<bool>,
@@ -79,11 +79,12 @@ impl Fake {
 
     /// Sets the log served for a job id (GitHub, GitLab) or build number (Jenkins).
     pub fn set_log(&self, id: &str, log: &str) {
-        self.shared
-            .logs
-            .lock()
-            .unwrap()
-            .insert(id.into(), log.into());
+        self.set_log_bytes(id, log.as_bytes().to_vec());
+    }
+
+    /// Sets a log that need not be UTF-8.
+    pub fn set_log_bytes(&self, id: &str, log: Vec<u8>) {
+        self.shared.logs.lock().unwrap().insert(id.into(), log);
     }
 
     /// The jobs answered for a GitHub run's attempt.

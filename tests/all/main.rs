@@ -10,6 +10,7 @@ mod daemon;
 mod detect;
 mod eval;
 mod fake;
+mod hardening;
 mod heal;
 mod hostile;
 mod learn;
