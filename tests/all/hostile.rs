@@ -364,3 +364,71 @@ async fn ten_thousand_contained_failures_leak_nothing() {
         growth / 1024
     );
 }
+
+#[tokio::test]
+async fn http_reaches_only_the_granted_host_and_follows_no_redirect_elsewhere() {
+    let fake = crate::fake::Fake::start(false).await;
+    fake.set_log("5", "the log");
+    let mut config = quick();
+    config.plugins.insert(
+        "guest-hostile".into(),
+        PluginConfig {
+            grants: vec!["http:127.0.0.1".into()],
+            ..PluginConfig::default()
+        },
+    );
+    let rt = runtime_with(config, &[guests::GUEST_HOSTILE]).await;
+    let port = fake.addr.port();
+    let get = |f: &[(String, String)], k: &str| {
+        f.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let ok = facts(
+        &scan(
+            &rt,
+            &format!("http http://127.0.0.1:{port}/storage/logs/5"),
+            "x\n",
+        )
+        .await,
+    );
+    assert_eq!(
+        (get(&ok, "status").as_str(), get(&ok, "body").as_str()),
+        ("200", "the log"),
+        "{ok:?}"
+    );
+    // The fake answers this path with a redirect to `localhost`: another host, not followed.
+    let redirect = facts(
+        &scan(
+            &rt,
+            &format!("http http://127.0.0.1:{port}/repos/o/r/actions/jobs/5/logs"),
+            "x\n",
+        )
+        .await,
+    );
+    assert_eq!(get(&redirect, "status"), "302", "{redirect:?}");
+    assert_eq!(
+        fake.seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/storage/"))
+            .count(),
+        1
+    );
+    let denied = facts(
+        &scan(
+            &rt,
+            &format!("http http://localhost:{port}/storage/logs/5"),
+            "x\n",
+        )
+        .await,
+    );
+    assert!(get(&denied, "error").starts_with("denied"), "{denied:?}");
+    let audit = rt.db().audit_records(100).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "http.send" && a.outcome.starts_with("done: 200")),
+        "{audit:?}"
+    );
+}

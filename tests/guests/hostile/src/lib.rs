@@ -10,7 +10,8 @@
 //! - `flood`: host calls (kv) in a tight loop, reporting what stopped it;
 //! - `escape`: `fs.read` with `..`, an absolute path and a symlink out of
 //!   its root, reporting each answer;
-//! - `boom-or-ok`: traps when a chunk contains `boom`, finds nothing otherwise.
+//! - `boom-or-ok`: traps when a chunk contains `boom`, finds nothing otherwise;
+//! - `http URL`: GETs URL and reports the status and body (or the error).
 
 use guard_sdk::{Category, Detector, Error, Evidence, Finding, Job, PluginInfo};
 
@@ -125,6 +126,25 @@ impl Detector for Hostile {
                 })
                 .collect();
                 vec![finding(facts, "escape".into())]
+            }
+            m if m.starts_with("http ") => {
+                let r = guard_sdk::http::send(&guard_sdk::http::Request {
+                    method: "GET".into(),
+                    url: m["http ".len()..].to_string(),
+                    headers: vec![],
+                    body: None,
+                });
+                let facts = match r {
+                    Ok(resp) => vec![
+                        ("status".to_string(), resp.status.to_string()),
+                        (
+                            "body".to_string(),
+                            String::from_utf8_lossy(&resp.body).into_owned(),
+                        ),
+                    ],
+                    Err(e) => vec![("error".to_string(), describe::<()>(Err(e)))],
+                };
+                vec![finding(facts, "http".into())]
             }
             _ => Vec::new(),
         }
