@@ -336,7 +336,12 @@ async fn sigkill_at_random_points_loses_nothing_and_repeats_nothing() {
     for j in &jobs {
         let n = records
             .iter()
-            .filter(|r| r["job"]["job_id"] == j.to_string())
+            .filter(|r| {
+                r["job"]["job_id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    == Some(*j)
+            })
             .count();
         assert_eq!(n, 1, "job {j} has {n} records");
     }

@@ -50,10 +50,10 @@ impl Healer for HostileHealer {
                 let mut calls = 0u64;
                 let stopped = loop {
                     calls += 1;
-                    if let Err(e) = guard_sdk::ci::annotate("t", "b") {
-                        if calls > 1 {
-                            break describe::<()>(Err(e));
-                        }
+                    if let Err(e) = guard_sdk::ci::annotate("t", "b")
+                        && calls > 1
+                    {
+                        break describe::<()>(Err(e));
                     }
                     if calls > 10_000_000 {
                         break "never stopped".into();
