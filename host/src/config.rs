@@ -92,6 +92,8 @@ pub struct Server {
     pub api_token: Option<String>,
     /// Days a webhook delivery id is remembered for de-duplication.
     pub dedupe_days: u64,
+    /// Days job records (what guard concluded and did) are kept.
+    pub retention_days: u64,
 }
 
 impl Default for Server {
@@ -106,6 +108,7 @@ impl Default for Server {
             max_log_bytes: 256 * 1024 * 1024,
             api_token: None,
             dedupe_days: 7,
+            retention_days: 30,
         }
     }
 }
@@ -504,6 +507,7 @@ request_timeout_secs = 30        # slow clients are cut off (408)
 max_event_attempts = 5           # then the event goes to the dead letters (guard status)
 max_log_bytes = 268435456        # job logs are cut beyond this
 dedupe_days = 7                  # delivery ids remembered to ignore replays
+retention_days = 30              # job records kept for the API and the dashboard
 # api_token = "${GUARD_API_TOKEN}"   # require a bearer token on /api/*
 
 # Sandbox limits applied to every plugin call.

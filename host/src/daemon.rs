@@ -67,7 +67,8 @@ impl Daemon {
             );
         }
         let pruned = queue.prune_deliveries(runtime.config().server.dedupe_days)?;
-        tracing::debug!("forgot {pruned} old delivery ids");
+        let old = queue.prune_jobs(runtime.config().server.retention_days)?;
+        tracing::debug!("forgot {pruned} old delivery ids and {old} old job records");
         Ok(Arc::new(Daemon {
             runtime,
             analyzer: Arc::new(analyzer),
@@ -118,9 +119,21 @@ impl Daemon {
         let permits = Arc::new(Semaphore::new(workers));
         let max_attempts = self.runtime.config().server.max_event_attempts;
         let mut stop = self.stop.subscribe();
+        let mut last_prune = std::time::Instant::now();
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if last_prune.elapsed() > Duration::from_secs(3600) {
+                last_prune = std::time::Instant::now();
+                let server = &self.runtime.config().server;
+                let pruned = self
+                    .queue
+                    .prune_deliveries(server.dedupe_days)
+                    .and_then(|a| Ok((a, self.queue.prune_jobs(server.retention_days)?)));
+                if let Err(e) = pruned {
+                    tracing::warn!("pruning old records: {e}");
+                }
             }
             let busy_now = self.busy().clone();
             let due = match self.queue.due(&busy_now, workers * 2) {

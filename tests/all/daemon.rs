@@ -284,6 +284,20 @@ async fn replays_forgeries_and_junk_change_nothing() {
         )
         .await;
     assert_eq!(s7, StatusCode::ACCEPTED);
+    // A success with no heal pending is of no interest either.
+    let mut success: Value =
+        serde_json::from_slice(&fixture("github/workflow_job.2.completed.json")).unwrap();
+    success["workflow_job"]["name"] = "never-healed".into();
+    let (s9, v9) = h
+        .github(
+            "workflow_job",
+            "d-success",
+            &serde_json::to_vec(&success).unwrap(),
+            SECRET,
+        )
+        .await;
+    assert_eq!(s9, StatusCode::ACCEPTED);
+    assert!(v9["ignored"].as_str().unwrap().contains("no heal"), "{v9}");
     assert_eq!(h.daemon.queue.depth(), 0);
     // Only the one re-run ever reached the API.
     assert_eq!(h.fake.count("POST", "/actions/jobs/5002/rerun"), 1);

@@ -357,6 +357,22 @@ impl Queue {
         }
     }
 
+    /// Removes job records processed more than `days` ago.
+    pub fn prune_jobs(&self, days: u64) -> Result<usize, StoreError> {
+        let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
+        let mut n = 0;
+        // Ids follow receipt, not completion (retries finish late): look at all.
+        for item in self.jobs.iter() {
+            let (k, v) = item?;
+            let r: JobRecord = decode("jobs", &v)?;
+            if r.processed_ms < cutoff {
+                self.jobs.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Forgets delivery ids and facts older than `days`.
     pub fn prune_deliveries(&self, days: u64) -> Result<usize, StoreError> {
         let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
@@ -428,6 +444,7 @@ mod tests {
         q.complete(&JobRecord {
             id: due[0].id,
             outcome: "passed".into(),
+            processed_ms: now_ms(),
             ..JobRecord::default()
         })
         .await
@@ -449,5 +466,19 @@ mod tests {
         );
         assert!(q.requeue_dead(due[1].id).unwrap());
         assert_eq!(q.depth(), 1);
+        // Retention: records older than the window go, newer ones stay.
+        let old = JobRecord {
+            id: 100,
+            processed_ms: 1,
+            ..JobRecord::default()
+        };
+        q.complete(&old).await.unwrap();
+        assert_eq!(q.jobs_count(), 2);
+        assert_eq!(
+            q.prune_jobs(30).unwrap(),
+            1,
+            "the record from 1970 is pruned"
+        );
+        assert!(q.job(100).unwrap().is_none());
     }
 }

@@ -50,6 +50,15 @@ struct Pending {
     breaker_key: String,
 }
 
+/// Whether a heal of `job` waits for its verdict (a success of a job with
+/// none is of no interest to guard).
+pub fn heal_pending(db: &crate::store::Store, job: &Job) -> bool {
+    matches!(
+        db.get_json::<Pending>("pending", &pending_key(job)),
+        Ok(Some(_))
+    )
+}
+
 fn pending_key(job: &Job) -> String {
     format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}",

@@ -110,7 +110,7 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
             )
         }
     };
-    let parsed = match parsed {
+    let mut parsed = match parsed {
         Ok(p) => p,
         Err(WebhookError::Unauthorized(m)) => {
             count(name, "unauthorized");
@@ -134,6 +134,18 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
             return error(StatusCode::BAD_REQUEST, &m);
         }
     };
+    // Most jobs succeed; a success only matters when it settles a heal.
+    let db = state.daemon.runtime.db();
+    parsed.events.retain(|e| match e {
+        intake::EventKind::JobCompleted {
+            job,
+            status: intake::JobStatus::Succeeded,
+        } => crate::daemon::worker::heal_pending(db, job),
+        _ => true,
+    });
+    if parsed.events.is_empty() && parsed.ignored.is_none() {
+        parsed.ignored = Some("the job succeeded and no heal of it is pending".into());
+    }
     if parsed.events.is_empty() {
         count(name, "ignored");
         let why = parsed.ignored.unwrap_or_else(|| "nothing to do".into());
