@@ -145,3 +145,19 @@ async fn broken_utf8_and_megabyte_lines_in_a_log_still_get_a_diagnosis() {
     );
     assert!(r.log_bytes > 5 << 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_status_asks_a_running_daemon() {
+    let fake = Fake::start(false).await;
+    let (_daemon, addr) = serve(config_for(&fake)).await;
+    let (code, out, err) =
+        crate::util::guard_cli(&["status", "--json", "--server", &format!("http://{addr}")]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["queue_depth"], 0);
+    assert!(v["dead_letters"].as_array().unwrap().is_empty());
+    let (code, _, err) =
+        crate::util::guard_cli(&["status", "--server", "http://127.0.0.1:9"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+}
