@@ -78,6 +78,18 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
             };
         }
     };
+    let configured = match platform {
+        Platform::Github => config.github.is_some(),
+        Platform::Gitlab => config.gitlab.is_some(),
+        _ => config.jenkins.is_some(),
+    };
+    if !configured {
+        count(name, "not-configured");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("guard.toml has no [{name}] section: guard does not take {name} webhooks"),
+        );
+    }
     let parsed: Result<Parsed, WebhookError> = match platform {
         Platform::Github => intake::github::parse(
             &parts.headers,
