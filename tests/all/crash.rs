@@ -85,6 +85,33 @@ async fn status(c: &reqwest::Client, url: &str) -> Value {
         .unwrap()
 }
 
+/// A guard.toml pointing at `fake` (no backoff, two workers) in `dir`, and
+/// the `guard run` arguments using it with `dir/data`.
+fn daemon_args(fake: &Fake, dir: &std::path::Path) -> Vec<String> {
+    let config = dir.join("guard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[github]\napi_url = \"{}\"\ntoken = \"t\"\nwebhook_secret = \"{SECRET}\"\n\n[heal]\nbackoff_base_secs = 0\n\n[server]\nworkers = 2\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    [
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn body_for(job_id: u64) -> Vec<u8> {
     let mut v: Value =
         serde_json::from_slice(&fixture("github/workflow_job.1.completed.json")).unwrap();
@@ -115,27 +142,7 @@ async fn a_killed_daemon_loses_and_repeats_nothing() {
         fake.set_log(&j.to_string(), NET_LOG);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("guard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[github]\napi_url = \"{}\"\ntoken = \"t\"\nwebhook_secret = \"{SECRET}\"\n\n[heal]\nbackoff_base_secs = 0\n\n[server]\nworkers = 2\n",
-            fake.url()
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = [
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = daemon_args(&fake, dir.path());
     let c = reqwest::Client::new();
 
     let mut first = start(&args).await;
@@ -242,27 +249,7 @@ async fn sigkill_at_random_points_loses_nothing_and_repeats_nothing() {
         fake.set_log(&j.to_string(), NET_LOG);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("guard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[github]\napi_url = \"{}\"\ntoken = \"t\"\nwebhook_secret = \"{SECRET}\"\n\n[heal]\nbackoff_base_secs = 0\n\n[server]\nworkers = 2\n",
-            fake.url()
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = [
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = daemon_args(&fake, dir.path());
     let c = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

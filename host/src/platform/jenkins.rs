@@ -62,9 +62,12 @@ impl Jenkins {
         })
     }
 
-    /// POSTs `path`, adding a crumb when Jenkins asks for one.
-    async fn post(&self, path: &str) -> Result<(), PlatformError> {
-        match self.client.send(Method::POST, path, &|rb| rb).await {
+    /// POSTs `path` (with `form`, if any), adding a crumb when Jenkins asks for one.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<(), PlatformError> {
+        let with_form = |rb: reqwest::RequestBuilder| {
+            if form.is_empty() { rb } else { rb.form(form) }
+        };
+        match self.client.send(Method::POST, path, &with_form).await {
             Err(PlatformError::Status {
                 status: 403,
                 message,
@@ -76,7 +79,7 @@ impl Jenkins {
                     .await?;
                 self.client
                     .send(Method::POST, path, &|rb| {
-                        rb.header(c.crumb_request_field.as_str(), c.crumb.as_str())
+                        with_form(rb).header(c.crumb_request_field.as_str(), c.crumb.as_str())
                     })
                     .await?;
                 Ok(())
@@ -111,11 +114,11 @@ impl Adapter for Jenkins {
         // A parameterised job refuses `build` (and the reverse); try the
         // plain one first, the parameterised one (with its defaults) next.
         let base = job_path(job)?;
-        match self.post(&format!("{base}/build")).await {
+        match self.post(&format!("{base}/build"), &[]).await {
             Err(PlatformError::Status {
                 status: 400 | 405 | 500,
                 ..
-            }) => self.post(&format!("{base}/buildWithParameters")).await,
+            }) => self.post(&format!("{base}/buildWithParameters"), &[]).await,
             other => other,
         }
     }
@@ -131,38 +134,13 @@ impl Adapter for Jenkins {
     }
 
     async fn cancel(&self, job: &Job) -> Result<(), PlatformError> {
-        self.post(&format!("{}/{}/stop", job_path(job)?, number(job)?))
+        self.post(&format!("{}/{}/stop", job_path(job)?, number(job)?), &[])
             .await
     }
 
     async fn annotate(&self, job: &Job, title: &str, body: &str) -> Result<(), PlatformError> {
         let path = format!("{}/{}/submitDescription", job_path(job)?, number(job)?);
         let text = format!("guard: {title}\n\n{body}");
-        let form = [("description", text.as_str())];
-        match self
-            .client
-            .send(Method::POST, &path, &|rb| rb.form(&form))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(PlatformError::Status {
-                status: 403,
-                message,
-                ..
-            }) if message.to_ascii_lowercase().contains("crumb") => {
-                let c: Crumb = self
-                    .client
-                    .json(Method::GET, "/crumbIssuer/api/json", &|rb| rb)
-                    .await?;
-                self.client
-                    .send(Method::POST, &path, &|rb| {
-                        rb.form(&form)
-                            .header(c.crumb_request_field.as_str(), c.crumb.as_str())
-                    })
-                    .await?;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.post(&path, &[("description", text.as_str())]).await
     }
 }
