@@ -9,7 +9,7 @@ mod exec;
 mod learn;
 mod new_plugin;
 mod pack;
-pub(crate) mod patterns;
+pub mod patterns;
 mod plugins;
 mod run;
 pub(crate) mod status;
