@@ -48,7 +48,7 @@ for t in "${targets[@]}"; do
   echo "== $t for ${secs}s"
   cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
     -max_total_time="$secs" -max_len=262144 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-    2>&1 | grep -E 'stat::|Done|ERROR|SUMMARY|panicked|crash-|timeout-' || true
+    2>&1 | grep -E 'stat::|^Done|==[0-9]+==ERROR|^SUMMARY|panicked|crash-|timeout-' || true
   if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
     echo "!! $t found problems: fuzz/artifacts/$t" >&2
   fi

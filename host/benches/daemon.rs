@@ -154,8 +154,21 @@ fn main() {
             response_ms.push(h.await.expect("join"));
         }
         let sent_in = started.elapsed();
-        while daemon.queue.jobs_count() < total as usize {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while daemon.queue.jobs_count() < total as usize && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let decided = daemon.queue.jobs_count();
+        if decided < total as usize {
+            let waiting = daemon.queue.waiting(3).unwrap_or_default();
+            let dead = daemon.queue.dead_letters(3).unwrap_or_default();
+            println!(
+                "LOSS: {decided} of {total} decided after 120 s; {} waiting, {} dead; errors: {:?}",
+                daemon.queue.depth(),
+                daemon.queue.dead_count(),
+                waiting.iter().chain(dead.iter()).filter_map(|e| e.last_error.clone()).collect::<Vec<_>>()
+            );
+            return;
         }
         let drained_in = started.elapsed();
         let records = daemon.queue.jobs(total as usize).expect("jobs");
