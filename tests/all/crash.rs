@@ -121,14 +121,24 @@ fn body_for(job_id: u64) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-async fn deliver(c: &reqwest::Client, url: &str, job_id: u64) -> reqwest::StatusCode {
-    let body = body_for(job_id);
+/// POSTs a signed `workflow_job` webhook with this body and delivery id.
+async fn post_job(
+    c: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    delivery: &str,
+) -> reqwest::Result<reqwest::Response> {
     c.post(format!("{url}/webhooks/github"))
         .header("x-github-event", "workflow_job")
-        .header("x-github-delivery", format!("crash-{job_id}"))
+        .header("x-github-delivery", delivery)
         .header("x-hub-signature-256", sign(&body, SECRET))
         .body(body)
         .send()
+        .await
+}
+
+async fn deliver(c: &reqwest::Client, url: &str, job_id: u64) -> reqwest::StatusCode {
+    post_job(c, url, body_for(job_id), &format!("crash-{job_id}"))
         .await
         .unwrap()
         .status()
@@ -266,15 +276,7 @@ async fn sigkill_at_random_points_loses_nothing_and_repeats_nothing() {
         let sender = tokio::spawn(async move {
             let mut acked = Vec::new();
             for j in to_send {
-                let body = body_for(j);
-                let r = c2
-                    .post(format!("{url}/webhooks/github"))
-                    .header("x-github-event", "workflow_job")
-                    .header("x-github-delivery", format!("harness-{j}"))
-                    .header("x-hub-signature-256", sign(&body, SECRET))
-                    .body(body)
-                    .send()
-                    .await;
+                let r = post_job(&c2, &url, body_for(j), &format!("harness-{j}")).await;
                 match r {
                     Ok(r) if r.status().is_success() => acked.push(j),
                     _ => break,
@@ -358,15 +360,14 @@ async fn sigkill_at_random_points_loses_nothing_and_repeats_nothing() {
         v["workflow_job"]["id"] = (j + 1_000).into();
         v["workflow_job"]["run_attempt"] = 2.into();
         v["workflow_job"]["conclusion"] = "success".into();
-        let body = serde_json::to_vec(&v).unwrap();
-        let r = c
-            .post(format!("{}/webhooks/github", last.url))
-            .header("x-github-event", "workflow_job")
-            .header("x-hub-signature-256", sign(&body, SECRET))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_job(
+            &c,
+            &last.url,
+            serde_json::to_vec(&v).unwrap(),
+            &format!("passed-{j}"),
+        )
+        .await
+        .unwrap();
         assert!(r.status().is_success());
     }
     for _ in 0..100 {
