@@ -21,7 +21,8 @@ rustup target add --toolchain nightly wasm32-wasip2 >/dev/null
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 # Seed corpora from the real payloads and logs at hand.
-shared=../shared
+shared=tests/data
+corpus=${GUARD_CORPUS:-../shared/corpus}
 seed() {
   local t=$1
   mkdir -p "fuzz/corpus/$t"
@@ -37,7 +38,7 @@ seed() {
         > "fuzz/corpus/$t/finalized.json" ;;
     normalize)
       cp examples/*.log "fuzz/corpus/$t/"
-      find "$shared/corpus" -name '*.log' -size -64k 2>/dev/null | head -50 | xargs -r -I{} cp {} "fuzz/corpus/$t/" ;;
+      find "$corpus" -name '*.log' -size -64k 2>/dev/null | head -50 | xargs -r -I{} cp {} "fuzz/corpus/$t/" ;;
     rules_import) cp plugins/pack-std/rules/*.toml "fuzz/corpus/$t/" ;;
     config) cargo run -q -p guard -- config template > "fuzz/corpus/$t/template.toml" ;;
   esac

@@ -13,6 +13,7 @@ pub mod patterns;
 mod plugins;
 mod run;
 pub(crate) mod status;
+mod train;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ enum Command {
     Status(status::Args),
     /// Measure detection on a labelled corpus (labels.jsonl + passing/).
     Eval(eval::Args),
+    /// Train the classifier on labelled corpora and stored examples.
+    Train(train::Args),
     /// Inspect the active rules.
     #[command(subcommand)]
     Patterns(patterns::Command),
@@ -131,6 +134,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Exec(args) => exec::run(&cli.global, args, out, err).await,
         Command::Status(args) => status::run(&cli.global, args, out).await,
         Command::Learn(args) => learn::run(&cli.global, args, out).await,
+        Command::Train(args) => train::run(&cli.global, args, out).await,
         Command::Pack(cmd) => pack::run(&cli.global, cmd, out).await,
         Command::Patterns(cmd) => patterns::run(&cli.global, cmd, out, err).await,
         Command::Completions { shell } => {

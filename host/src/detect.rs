@@ -1,15 +1,19 @@
 //! The detection pipeline: read a log line by line in bounded memory,
 //! normalise it, run the native rule scanner over every line, stream chunks
-//! of normalised lines to the WASM detector plugins, and combine everything
-//! into a [`Diagnosis`].
+//! of normalised lines to the WASM detector plugins, locate where the job
+//! died ([`locator`]), read the error region with the trained classifier
+//! ([`classifier`]) and combine everything into a [`Diagnosis`].
 
+pub mod classifier;
 pub mod diagnosis;
 pub mod eval;
+pub mod locator;
 pub mod normalize;
 pub mod outcome;
 pub mod reader;
 pub mod scanner;
 
+use std::collections::HashSet;
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -54,6 +58,8 @@ pub struct Report {
 pub struct Analyzer {
     runtime: Arc<Runtime>,
     rules: Arc<RuleSet>,
+    model: Option<Arc<classifier::Model>>,
+    mode: diagnosis::Mode,
 }
 
 impl Analyzer {
@@ -79,13 +85,42 @@ impl Analyzer {
         for e in &errors {
             tracing::warn!("rule rejected: {e}");
         }
+        // The model trained here (`guard train`) comes first; then the first
+        // pack that ships one.
+        let model = match crate::learn::examples::model(runtime.db()) {
+            Ok(Some(m)) => Some(Arc::new(m)),
+            Ok(None) => packs.iter().find_map(|p| p.model.clone()),
+            Err(e) => {
+                tracing::warn!("trained classifier unreadable: {e}");
+                packs.iter().find_map(|p| p.model.clone())
+            }
+        };
         (
             Analyzer {
                 runtime,
                 rules: Arc::new(rules),
+                model,
+                mode: diagnosis::Mode::Combined,
             },
             errors,
         )
+    }
+
+    /// The same analyzer with another classifier model (or none).
+    pub fn with_model(mut self, model: Option<Arc<classifier::Model>>) -> Analyzer {
+        self.model = model;
+        self
+    }
+
+    /// The same analyzer deciding by rules, model or both.
+    pub fn with_mode(mut self, mode: diagnosis::Mode) -> Analyzer {
+        self.mode = mode;
+        self
+    }
+
+    /// The classifier model in use.
+    pub fn model(&self) -> Option<&Arc<classifier::Model>> {
+        self.model.as_ref()
     }
 
     /// The compiled rules.
@@ -103,6 +138,19 @@ impl Analyzer {
         &self,
         input: R,
         job: &Job,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Report, DetectError> {
+        self.analyze_with(input, job, None, progress).await
+    }
+
+    /// Analyses one log against the line templates of a passing run of the
+    /// same job (see [`locator::templates`]): error lines the passing run
+    /// printed too are discounted as evidence.
+    pub async fn analyze_with<R: BufRead>(
+        &self,
+        input: R,
+        job: &Job,
+        baseline: Option<HashSet<u64>>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Report, DetectError> {
         let limits = self.runtime.config().limits.clone();
@@ -125,6 +173,7 @@ impl Analyzer {
         let mut number: u32 = 0;
         let mut marked_lines: Vec<u32> = Vec::new();
         let mut outcome = outcome::Outcome::default();
+        let mut locator = locator::Locator::with_baseline(baseline);
         let mut last_progress = 0u64;
         while reader.next_line(&mut raw)? {
             number = number.checked_add(1).ok_or(DetectError::TooManyLines)?;
@@ -133,6 +182,7 @@ impl Analyzer {
                 marked_lines.push(number);
             }
             outcome.line(number, &text);
+            locator.line(number, &text);
             if !lines.is_empty() {
                 chunk.push('\n');
             }
@@ -202,15 +252,49 @@ impl Analyzer {
         }
         // Errors followed by a success marker were survived; they do not
         // explain a failure.
-        if let Some(until) = outcome.survived_until() {
+        let survived = outcome.survived_until();
+        if let Some(until) = survived {
             findings.retain(|(_, pos)| pos.last_line > until);
         }
+        let located = locator.finish(number, survived);
+        let prediction = match (&self.model, &located) {
+            (Some(model), Some(at)) => model.predict(&region_tokens(at)),
+            _ => None,
+        };
+        let cx = diagnosis::Context {
+            located: located.as_ref(),
+            prediction: prediction.as_ref(),
+            mode: self.mode,
+        };
         Ok(Report {
-            diagnosis: diagnosis::diagnose(findings, number),
+            diagnosis: diagnosis::diagnose(findings, number, cx),
             lines: number,
             bytes: reader.bytes,
             plugin_errors,
         })
+    }
+
+    /// The classifier's document for a log: the tokens of its located error
+    /// region (`None` when no failure marker was found).
+    pub async fn region_tokens<R: BufRead>(
+        &self,
+        input: R,
+    ) -> Result<Option<Vec<String>>, DetectError> {
+        let limits = self.runtime.config().limits.clone();
+        let mut reader = reader::LineReader::new(input, limits.max_line_bytes.saturating_mul(4));
+        let (mut raw, mut text) = (Vec::new(), String::new());
+        let mut outcome = outcome::Outcome::default();
+        let mut locator = locator::Locator::default();
+        let mut number: u32 = 0;
+        while reader.next_line(&mut raw)? {
+            number = number.checked_add(1).ok_or(DetectError::TooManyLines)?;
+            normalize::normalize_into(&raw, limits.max_line_bytes, &mut text);
+            outcome.line(number, &text);
+            locator.line(number, &text);
+        }
+        Ok(locator
+            .finish(number, outcome.survived_until())
+            .map(|at| region_tokens(&at)))
     }
 
     async fn flush(
@@ -247,4 +331,16 @@ impl Analyzer {
             }
         }
     }
+}
+
+/// The classifier reads the best lines of the error region and the marker
+/// (which names the command that failed).
+fn region_tokens(at: &locator::Located) -> Vec<String> {
+    let lines = at.best_lines(20);
+    classifier::tokens(
+        lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .chain(std::iter::once(at.marker.text.as_str())),
+    )
 }

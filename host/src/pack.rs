@@ -20,6 +20,9 @@ pub enum PackError {
     /// The rules file is too large for the template.
     #[error("the rules file has {0} bytes; a built pack holds at most {CAPACITY}")]
     TooLarge(usize),
+    /// The classifier model section is unusable.
+    #[error("{0}")]
+    Model(String),
     /// A key or signature could not be read.
     #[error("{0}")]
     Key(String),
@@ -59,6 +62,66 @@ pub fn build(template: &[u8], rules_toml: &str) -> Result<Vec<u8>, PackError> {
     out[start + 4..start + 4 + text.len()].copy_from_slice(text);
     // The rest of the region stays filler; only `len` bytes are read.
     Ok(out)
+}
+
+/// Name of the custom section in which a pack ships a classifier model
+/// (see `detect::classifier`): data, never code, read without running the pack.
+pub const MODEL_SECTION: &str = "guard-model";
+/// Largest model a pack may carry.
+pub const MAX_MODEL_BYTES: usize = 16 << 20;
+
+/// The classifier model a pack carries, if any: the last `guard-model`
+/// custom section of the component or of a core module inside it.
+pub fn model_section(component: &[u8]) -> Result<Option<Vec<u8>>, PackError> {
+    let mut found = None;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let payload =
+            payload.map_err(|e| PackError::Model(format!("unreadable component: {e}")))?;
+        if let wasmparser::Payload::CustomSection(reader) = payload
+            && reader.name() == MODEL_SECTION
+        {
+            if reader.data().len() > MAX_MODEL_BYTES {
+                return Err(PackError::Model(format!(
+                    "the model section has {} bytes (at most {MAX_MODEL_BYTES})",
+                    reader.data().len()
+                )));
+            }
+            found = Some(reader.data().to_vec());
+        }
+    }
+    Ok(found)
+}
+
+/// The component with `model` appended as its `guard-model` custom section
+/// (custom sections may follow the others; a later one replaces an earlier).
+pub fn with_model(component: &[u8], model: &[u8]) -> Result<Vec<u8>, PackError> {
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(PackError::Model(format!(
+            "the model has {} bytes (at most {MAX_MODEL_BYTES})",
+            model.len()
+        )));
+    }
+    let mut content = Vec::with_capacity(model.len() + 16);
+    leb128(&mut content, MODEL_SECTION.len());
+    content.extend_from_slice(MODEL_SECTION.as_bytes());
+    content.extend_from_slice(model);
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(&mut out, content.len());
+    out.extend_from_slice(&content);
+    Ok(out)
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// The signature file of a pack: `PACK.wasm.sig`.

@@ -22,7 +22,7 @@ pub const BUILD_LOG: &str = "Run cargo build\n   Compiling app v0.1.0\nerror[E03
 
 pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/../../shared/fixtures/{rel}",
+        "{}/data/fixtures/{rel}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

@@ -1,5 +1,5 @@
 //! Every request the GitHub adapter can make, checked against GitHub's
-//! OpenAPI description (../shared/specs/github-actions.openapi.json):
+//! OpenAPI description (tests/data/specs/github-actions.openapi.json):
 //! path template, method, query parameters and JSON body fields.
 
 use guard::config::{GitHub, GitHubAnnotate};
@@ -12,7 +12,7 @@ use crate::fake::{Fake, Seen};
 
 fn spec() -> Value {
     let path = format!(
-        "{}/../../shared/specs/github-actions.openapi.json",
+        "{}/data/specs/github-actions.openapi.json",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

@@ -23,6 +23,10 @@ pub struct Args {
     /// Evidence lines shown per verdict (human output).
     #[arg(long, default_value_t = 3)]
     evidence: usize,
+    /// A passing log of the same job: error lines it printed too are
+    /// discounted as evidence (the failure is in what differs).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Log files; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<String>,
@@ -53,9 +57,20 @@ pub async fn run(
 ) -> Result<u8> {
     let (runtime, _load_failures) = super::runtime(global, args.plugins.as_deref()).await?;
     let (analyzer, _rule_errors) = Analyzer::new(runtime);
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the baseline {}: {e}", path.display()))?;
+            let lines = crate::detect::normalize::normalized_lines(&bytes, 8192);
+            Some(crate::detect::locator::templates(
+                lines.iter().map(String::as_str),
+            ))
+        }
+        None => None,
+    };
     let mut failed = false;
     for file in &args.files {
-        match analyze_one(&analyzer, file).await {
+        match analyze_one(&analyzer, file, baseline.clone()).await {
             Ok(report) => {
                 if args.json {
                     let d = &report.diagnosis;
@@ -87,11 +102,17 @@ pub async fn run(
     Ok(if failed { 2 } else { 0 })
 }
 
-async fn analyze_one(analyzer: &Analyzer, file: &str) -> Result<Report> {
+async fn analyze_one(
+    analyzer: &Analyzer,
+    file: &str,
+    baseline: Option<std::collections::HashSet<u64>>,
+) -> Result<Report> {
     let job = Job::local(file);
     if file == "-" {
         let stdin = std::io::stdin();
-        return Ok(analyzer.analyze(stdin.lock(), &job, &mut |_| {}).await?);
+        return Ok(analyzer
+            .analyze_with(stdin.lock(), &job, baseline, &mut |_| {})
+            .await?);
     }
     let f = File::open(file).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -113,7 +134,7 @@ async fn analyze_one(analyzer: &Analyzer, file: &str) -> Result<Report> {
     });
     let reader = BufReader::with_capacity(256 * 1024, f);
     let report = analyzer
-        .analyze(reader, &job, &mut |n| {
+        .analyze_with(reader, &job, baseline, &mut |n| {
             if let Some(b) = &bar {
                 b.set_position(n);
             }

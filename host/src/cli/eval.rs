@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 
 use super::Global;
 use crate::detect::Analyzer;
-use crate::detect::eval::{Evaluation, Verdict, load_labels, passing_logs};
+use crate::detect::diagnosis::Mode;
+use crate::detect::eval::{Evaluation, Split, Verdict, load_labels, passing_logs};
 use crate::model::{Category, Job};
 
 #[derive(Debug, clap::Args)]
@@ -24,9 +25,16 @@ pub struct Args {
     /// Print the evaluation as JSON.
     #[arg(long)]
     json: bool,
-    /// Exit with status 1 when accuracy is below this (0.0–1.0) or any passing log raises an alarm.
+    /// Exit with status 1 when accuracy is below this (0.0–1.0), any passing log raises an alarm, or a failing log gets no verdict.
     #[arg(long)]
     min_accuracy: Option<f64>,
+    /// Part of the corpus: `tune` or `holdout` split by project (the held-out
+    /// part: the first byte of sha256(project) divisible by 3), or `all`.
+    #[arg(long, value_enum, default_value_t = Split::All)]
+    split: Split,
+    /// Decide by `combined` rules and classifier, `rules` alone, or `model` alone.
+    #[arg(long, value_enum, default_value_t = Mode::Combined)]
+    mode: Mode,
 }
 
 async fn verdict(analyzer: &Analyzer, path: &std::path::Path, name: &str) -> Result<Verdict> {
@@ -48,8 +56,9 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     let labels = load_labels(&args.corpus)?;
     let (runtime, _) = super::runtime(global, args.plugins.as_deref()).await?;
     let (analyzer, _) = Analyzer::new(runtime);
+    let analyzer = analyzer.with_mode(args.mode);
     let mut eval = Evaluation::default();
-    for label in &labels {
+    for label in labels.iter().filter(|l| args.split.contains(l)) {
         let v = verdict(&analyzer, &args.corpus.join(&label.file), &label.file).await?;
         eval.add_failing(label, v);
     }
@@ -67,9 +76,9 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     } else {
         print_report(out, &eval)?;
     }
-    let below = args
-        .min_accuracy
-        .is_some_and(|m| eval.accuracy() < m || !eval.false_alarms.is_empty());
+    let below = args.min_accuracy.is_some_and(|m| {
+        eval.accuracy() < m || !eval.false_alarms.is_empty() || !eval.silent.is_empty()
+    });
     Ok(if below { 1 } else { 0 })
 }
 
@@ -87,10 +96,17 @@ fn print_report(out: &mut dyn Write, e: &Evaluation) -> std::io::Result<()> {
         e.false_alarms.len(),
         e.passing
     )?;
+    writeln!(out, "macro-F1: {:.3}", e.macro_f1())?;
     writeln!(
         out,
-        "labelled evidence line among guard's evidence: {}/{}",
-        e.evidence_hits, e.failing
+        "silent on failure (no verdict): {}/{}",
+        e.silent.len(),
+        e.failing
+    )?;
+    writeln!(
+        out,
+        "evidence hit rate (labelled line or chunk among guard's evidence): {}/{}",
+        e.evidence_hits, e.evidence_labelled
     )?;
     writeln!(out)?;
     writeln!(

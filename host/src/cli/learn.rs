@@ -1,5 +1,7 @@
 //! `guard learn`: turn the failure line of a log into a rule, validate it,
-//! and store it; it takes part in detection at once.
+//! and store it; it takes part in detection at once. Without `--type`, the
+//! log becomes a labelled example for the classifier instead (`guard train`
+//! folds it in).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,14 +16,17 @@ use crate::model::{Category, Rule};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log of the failure.
-    #[arg(long)]
-    log: PathBuf,
+    #[arg(long = "log", conflicts_with = "file")]
+    log: Option<PathBuf>,
+    /// The log of the failure (as `--log`).
+    file: Option<PathBuf>,
     /// The 1-based line to learn from (default: the best candidate failure line).
     #[arg(long)]
     line: Option<u32>,
-    /// Failure type, e.g. `acme-registry-rejected`.
+    /// Failure type, e.g. `acme-registry-rejected`: learn a rule. Without it,
+    /// the log is stored as a labelled example for the classifier.
     #[arg(long = "type")]
-    failure_type: String,
+    failure_type: Option<String>,
     /// Category.
     #[arg(long)]
     category: String,
@@ -45,7 +50,7 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {
+pub async fn run(global: &Global, mut args: Args, out: &mut dyn Write) -> Result<u8> {
     let Some(category) = Category::parse(&args.category) else {
         bail!(
             "unknown category {:?} (one of: {})",
@@ -53,16 +58,21 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             Category::ALL.map(|c| c.as_str()).join(", ")
         );
     };
-    let bytes =
-        std::fs::read(&args.log).with_context(|| format!("reading {}", args.log.display()))?;
+    let Some(log) = args.log.take().or(args.file.take()) else {
+        bail!("name the log: guard learn --category C [--type T] LOG");
+    };
+    let Some(failure_type) = args.failure_type.clone() else {
+        return learn_example(global, category, &log, args.dry_run, out).await;
+    };
+
+    let bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let lines = crate::detect::normalize::normalized_lines(&bytes, 8192);
     let (number, example) = match args.line {
         Some(n) => {
             let t = lines
                 .get(n.saturating_sub(1) as usize)
                 .filter(|t| !t.trim().is_empty() && n > 0);
-            let t =
-                t.with_context(|| format!("{} has no non-empty line {n}", args.log.display()))?;
+            let t = t.with_context(|| format!("{} has no non-empty line {n}", log.display()))?;
             (n, t.trim().to_string())
         }
         None => {
@@ -73,10 +83,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
                     .map(|(i, t)| (i as u32 + 1, t.as_str())),
             )
             .with_context(|| {
-                format!(
-                    "no failure line found in {}; pass --line N",
-                    args.log.display()
-                )
+                format!("no failure line found in {}; pass --line N", log.display())
             })?;
             (n, t.to_string())
         }
@@ -84,11 +91,11 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     let id = args
         .id
         .clone()
-        .unwrap_or_else(|| format!("learned.{}", args.failure_type));
+        .unwrap_or_else(|| format!("learned.{}", failure_type));
     let rule = Rule {
         id: id.clone(),
         category,
-        failure_type: args.failure_type.clone(),
+        failure_type: failure_type.clone(),
         pattern: generalize(&example),
         unless: None,
         confidence: args.confidence,
@@ -97,7 +104,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         } else {
             args.remedies.clone()
         },
-        description: format!("learned from {}:{number}", args.log.display()),
+        description: format!("learned from {}:{number}", log.display()),
     };
     let negatives: Vec<&std::path::Path> = args.negatives.iter().map(|p| p.as_path()).collect();
     if let Err(why) = rules::validate(&rule, Some(&example), &negatives) {
@@ -132,7 +139,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         &db,
         rule,
         "learn",
-        &args.log.display().to_string(),
+        &log.display().to_string(),
         Some(number),
         Some(example),
     )?;
@@ -142,5 +149,44 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             "stored; it takes part in detection now (guard patterns list)"
         )?;
     }
+    Ok(0)
+}
+
+/// Stores the tokens of the log's located error region as a labelled example.
+async fn learn_example(
+    global: &Global,
+    category: Category,
+    log: &std::path::Path,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let (runtime, _) = super::runtime(global, None).await?;
+    let (analyzer, _) = crate::detect::Analyzer::new(runtime.clone());
+    let f = std::fs::File::open(log).with_context(|| format!("opening {}", log.display()))?;
+    let Some(tokens) = analyzer
+        .region_tokens(std::io::BufReader::new(f))
+        .await
+        .with_context(|| format!("reading {}", log.display()))?
+    else {
+        bail!(
+            "{} has no failure marker, so there is no error region to learn from; learn a rule instead (--type T)",
+            log.display()
+        );
+    };
+    let n = tokens.len();
+    if dry_run {
+        writeln!(
+            out,
+            "example ({category}, {n} tokens) from {}: dry run, not stored",
+            log.display()
+        )?;
+        return Ok(0);
+    }
+    crate::learn::examples::add(runtime.db(), category, tokens, &log.display().to_string())?;
+    writeln!(
+        out,
+        "example ({category}, {n} tokens) from {} stored; `guard train` folds it into the classifier",
+        log.display()
+    )?;
     Ok(0)
 }

@@ -18,6 +18,9 @@ pub enum Command {
         /// Output component.
         #[arg(short, long)]
         output: PathBuf,
+        /// A classifier model (from `guard train --output`) to ship in the pack.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// List a pack's metadata, rules and signature state.
     Inspect {
@@ -53,7 +56,11 @@ pub enum Command {
 
 pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u8> {
     match cmd {
-        Command::Build { rules, output } => {
+        Command::Build {
+            rules,
+            output,
+            model,
+        } => {
             let text = std::fs::read_to_string(&rules)
                 .with_context(|| format!("reading {}", rules.display()))?;
             // Normalise to TOML (the template parses TOML) and check it first:
@@ -74,7 +81,21 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 );
             }
             let toml_text = toml::to_string(&parsed).context("writing rules as TOML")?;
-            let bytes = crate::pack::build(crate::embedded::PACK_TEMPLATE, &toml_text)?;
+            let mut bytes = crate::pack::build(crate::embedded::PACK_TEMPLATE, &toml_text)?;
+            if let Some(path) = &model {
+                let json =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let m = crate::detect::classifier::Model::from_json(&json)
+                    .with_context(|| path.display().to_string())?;
+                bytes = crate::pack::with_model(&bytes, &json)?;
+                writeln!(
+                    out,
+                    "model: {} classes, {} tokens, {} training documents",
+                    m.classes.len(),
+                    m.vocab.len(),
+                    m.documents()
+                )?;
+            }
             std::fs::write(&output, &bytes)
                 .with_context(|| format!("writing {}", output.display()))?;
             writeln!(

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::classifier::Prediction;
+use super::locator::Located;
 use crate::model::{Category, Evidence, Finding};
 
 /// Statistics of a finding within its log, used for ranking.
@@ -69,12 +71,104 @@ impl Diagnosis {
     }
 }
 
+/// How the verdict is reached (`guard eval` measures each alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Rules first; the classifier decides when no rule matched or rules
+    /// disagree.
+    #[default]
+    Combined,
+    /// Rules and the failure locator only.
+    Rules,
+    /// The classifier over the located error region only.
+    Model,
+}
+
+/// What the analysis knows besides the findings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// Where the job died, if a failure marker says so.
+    pub located: Option<&'a Located>,
+    /// The classifier's reading of the error region.
+    pub prediction: Option<&'a Prediction>,
+    /// Rules, model or both.
+    pub mode: Mode,
+}
+
+/// Below this, the classifier's best class is not trusted on its own.
+const MODEL_MIN: f32 = 0.4;
+/// The classifier overrides a generic `other` verdict from this on.
+const MODEL_OVERRIDE: f32 = 0.6;
+/// Rules below this confidence only say that something failed…
+const WEAK_RULE: f32 = 0.6;
+/// …and the classifier overrides them from this probability on.
+const MODEL_STRONG: f32 = 0.75;
+/// Two categories whose scores are this close are in conflict.
+const CONFLICT: f32 = 0.8;
+
 /// Combines findings into a diagnosis. `total_lines` is the log's length.
-pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnosis {
+pub fn diagnose(
+    mut findings: Vec<(Finding, Position)>,
+    total_lines: u32,
+    cx: Context<'_>,
+) -> Diagnosis {
+    let prediction = match cx.mode {
+        Mode::Rules => None,
+        _ => cx.prediction,
+    };
+    if cx.mode == Mode::Model {
+        findings.clear();
+    }
+    let located = cx.located;
+    // An exit code with a meaning (137 killed, 124 timed out, …) is a
+    // finding of its own, on the marker line.
+    if cx.mode != Mode::Model
+        && let Some(loc) = located
+        && let Some(m) = loc.meaning
+    {
+        findings.push((
+            locator_finding(
+                loc,
+                m.category,
+                m.failure_type,
+                "locator.exit-code",
+                0.7,
+                None,
+            ),
+            Position {
+                last_line: loc.marker.line,
+                marked: true,
+                count: 1,
+            },
+        ));
+    }
     if findings.is_empty() {
-        return Diagnosis::clean();
+        // Nothing specific matched: the locator still knows the job failed.
+        let Some(loc) = located else {
+            return Diagnosis::clean();
+        };
+        let f = from_model(loc, prediction);
+        return Diagnosis {
+            category: Some(f.category),
+            failure_type: Some(f.failure_type.clone()),
+            confidence: f.confidence,
+            rule: Some(f.rule.clone()),
+            source: Some(f.source.clone()),
+            evidence: f.evidence.clone(),
+            remedies: f.remedies.clone(),
+            facts: f.facts.clone(),
+            findings: vec![Ranked {
+                score: f.confidence,
+                finding: f,
+            }],
+        };
     }
     let total = total_lines.max(1) as f32;
+    // Findings inside the located error region are where the job died.
+    let region = located.map(|l| {
+        let (first, last) = l.span();
+        (first.saturating_sub(5), last.saturating_add(2))
+    });
     let mut ranked: Vec<Ranked> = findings
         .into_iter()
         .map(|(finding, pos)| {
@@ -82,7 +176,11 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
             let position = 0.6 + 0.4 * (pos.last_line as f32 / total).clamp(0.0, 1.0);
             let marker = if pos.marked { 1.15 } else { 1.0 };
             let repeats = 1.0 + 0.03 * (pos.count.max(1) as f32).ln();
-            let score = finding.confidence * position * marker * repeats;
+            let near = match region {
+                Some((a, b)) if finding.evidence.iter().any(|e| e.line >= a && e.line <= b) => 1.25,
+                _ => 1.0,
+            };
+            let score = finding.confidence * position * marker * repeats * near;
             Ranked { finding, score }
         })
         .collect();
@@ -96,11 +194,68 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
         sum_in[c] += r.score;
     }
     let category_score = |c: usize| best_in[c] + 0.1 * (sum_in[c] - best_in[c]).min(1.0);
-    let category = Category::ALL
+    let mut by_score: Vec<Category> = Category::ALL
         .into_iter()
         .filter(|c| sum_in[*c as usize] > 0.0)
-        .max_by(|a, b| category_score(*a as usize).total_cmp(&category_score(*b as usize)))
-        .unwrap_or(Category::Other);
+        .collect();
+    by_score.sort_by(|a, b| category_score(*b as usize).total_cmp(&category_score(*a as usize)));
+    let mut category = by_score.first().copied().unwrap_or(Category::Other);
+    let mut decided_by_model = false;
+    if let Some(p) = prediction {
+        let top_conf = ranked
+            .iter()
+            .filter(|r| r.finding.category == category)
+            .map(|r| r.finding.confidence)
+            .fold(0.0, f32::max);
+        match (p.best(), by_score.get(1)) {
+            // A generic "it failed" rule says little; a confident model more.
+            (Some((c, prob)), _)
+                if c != category
+                    && ((category == Category::Other
+                        && c != Category::Other
+                        && prob >= MODEL_OVERRIDE
+                        && top_conf < 0.7)
+                        || (top_conf < WEAK_RULE && prob >= MODEL_STRONG)) =>
+            {
+                category = c;
+                decided_by_model = true;
+            }
+            // Rules disagree: the model picks between the close ones.
+            (_, Some(&second))
+                if category_score(second as usize)
+                    >= CONFLICT * category_score(category as usize) =>
+            {
+                let weigh = |c: Category| category_score(c as usize) * (0.3 + p.probability(c));
+                if weigh(second) > weigh(category) {
+                    category = second;
+                    decided_by_model = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if decided_by_model
+        && !ranked.iter().any(|r| r.finding.category == category)
+        && let Some(loc) = located
+    {
+        // The model named a category no rule has: the locator's finding
+        // carries it, with the model's reasons.
+        let f = locator_finding(
+            loc,
+            category,
+            "classified",
+            "locator.classifier",
+            0.5,
+            prediction,
+        );
+        ranked.push(Ranked {
+            score: f.confidence,
+            finding: f,
+        });
+    }
+    if !ranked.iter().any(|r| r.finding.category == category) {
+        category = by_score.first().copied().unwrap_or(Category::Other);
+    }
     // Within the category, the most specific finding (highest rule
     // confidence) names the failure, the earliest evidence breaking ties:
     // "error[E0425]" beats the "could not compile" summary printed after it.
@@ -132,17 +287,96 @@ pub fn diagnose(findings: Vec<(Finding, Position)>, total_lines: u32) -> Diagnos
             }
         }
     }
+    if decided_by_model && let Some(p) = prediction {
+        facts.push(("classifier.tokens".into(), p.reasons.join(", ")));
+    }
+    // Evidence far from where the job died gets the located lines beside it.
+    let mut evidence = best.evidence.clone();
+    if let (Some(loc), Some((a, b))) = (located, region)
+        && !evidence.iter().any(|e| e.line >= a && e.line <= b)
+    {
+        for e in loc.evidence(3) {
+            if !evidence.iter().any(|x| x.line == e.line) {
+                evidence.push(e);
+            }
+        }
+    }
     Diagnosis {
         category: Some(best.category),
         failure_type: Some(best.failure_type.clone()),
         confidence: best.confidence,
         rule: Some(best.rule.clone()),
         source: Some(best.source.clone()),
-        evidence: best.evidence.clone(),
+        evidence,
         remedies: best.remedies.clone(),
         facts,
         findings: ranked,
     }
+}
+
+/// The locator's finding when no rule matched: the model's category when it
+/// is sure enough, `other` otherwise.
+fn from_model(loc: &Located, prediction: Option<&Prediction>) -> Finding {
+    match prediction.and_then(Prediction::best) {
+        Some((c, p)) if p >= MODEL_MIN => locator_finding(
+            loc,
+            c,
+            "classified",
+            "locator.classifier",
+            0.25 + 0.5 * p,
+            prediction,
+        ),
+        _ => locator_finding(
+            loc,
+            Category::Other,
+            "unexplained-failure",
+            "locator.failure",
+            0.3,
+            None,
+        ),
+    }
+}
+
+fn locator_finding(
+    loc: &Located,
+    category: Category,
+    failure_type: &str,
+    rule: &str,
+    confidence: f32,
+    prediction: Option<&Prediction>,
+) -> Finding {
+    let mut facts = Vec::new();
+    if let Some(code) = loc.marker.exit_code {
+        facts.push(("exit_code".to_string(), code.to_string()));
+    }
+    if let Some(p) = prediction {
+        facts.push(("classifier.tokens".to_string(), p.reasons.join(", ")));
+        facts.push((
+            "classifier.probability".to_string(),
+            format!("{:.2}", p.probability(category)),
+        ));
+    }
+    Finding {
+        rule: rule.into(),
+        source: "guard".into(),
+        category,
+        failure_type: failure_type.into(),
+        confidence,
+        evidence: loc.evidence(5),
+        remedies: remedies_for(category),
+        facts,
+    }
+}
+
+/// Default remedies when only the locator knows the category.
+fn remedies_for(c: Category) -> Vec<String> {
+    let r: &[&str] = match c {
+        Category::Network | Category::Timeout => &["retry-with-backoff"],
+        Category::Resource => &["reduce-pressure"],
+        Category::Test => &["rerun-failed-tests", "diagnose"],
+        _ => &["diagnose"],
+    };
+    r.iter().map(|s| s.to_string()).collect()
 }
 
 fn first_line(f: &Finding) -> u32 {
@@ -184,14 +418,14 @@ mod tests {
                 count: 1,
             },
         );
-        let d = diagnose(vec![early, late], 1000);
+        let d = diagnose(vec![early, late], 1000, Context::default());
         assert_eq!(d.category, Some(Category::Build));
         assert_eq!(d.rule.as_deref(), Some("b"));
     }
 
     #[test]
     fn nothing_found_is_clean() {
-        let d = diagnose(vec![], 10);
+        let d = diagnose(vec![], 10, Context::default());
         assert_eq!(d.category, None);
         assert!(d.evidence.is_empty());
     }

@@ -22,6 +22,71 @@ pub struct Label {
     /// The most telling line's number, when labelled.
     #[serde(default)]
     pub evidence_line: Option<u32>,
+    /// First line of the labelled failure chunk, when there is one.
+    #[serde(default)]
+    pub chunk_first_line: Option<u32>,
+    /// The labelled failure chunk (its line count gives its extent).
+    #[serde(default)]
+    pub chunk: Option<String>,
+}
+
+impl Label {
+    /// Whether `line` is the labelled evidence line or inside the labelled chunk.
+    pub fn is_evidence(&self, line: u32) -> bool {
+        if self.evidence_line == Some(line) {
+            return true;
+        }
+        match (self.chunk_first_line, &self.chunk) {
+            (Some(first), Some(chunk)) => {
+                let n = chunk.lines().count().max(1) as u32;
+                line >= first && line < first.saturating_add(n)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the label says where the evidence is.
+    pub fn has_evidence(&self) -> bool {
+        self.evidence_line.is_some() || self.chunk_first_line.is_some()
+    }
+
+    /// The project a log belongs to, for splitting: the path before
+    /// `/failed/` or `/passed/` (`Language/owner@name`), else the file.
+    pub fn project(&self) -> &str {
+        for sep in ["/failed/", "/passed/"] {
+            if let Some(i) = self.file.find(sep) {
+                return &self.file[..i];
+            }
+        }
+        &self.file
+    }
+}
+
+/// Which part of a corpus to evaluate. Logs are split by project, so that
+/// no project of the held-out part is seen while tuning: a log is held out
+/// when the first byte of sha256(project) is divisible by 3 (about a third).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Split {
+    /// Every log.
+    #[default]
+    All,
+    /// The part for tuning rules and training (about two thirds).
+    Tune,
+    /// The held-out part, for reporting only.
+    Holdout,
+}
+
+impl Split {
+    /// Whether `label` belongs to this part.
+    pub fn contains(self, label: &Label) -> bool {
+        use sha2::Digest;
+        let held_out = sha2::Sha256::digest(label.project().as_bytes())[0] % 3 == 0;
+        match self {
+            Split::All => true,
+            Split::Tune => !held_out,
+            Split::Holdout => held_out,
+        }
+    }
 }
 
 /// Errors reading a corpus.
@@ -137,6 +202,16 @@ impl CategoryScore {
             self.true_positives as f64 / d as f64
         }
     }
+    /// The harmonic mean of precision and recall.
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+
     /// TP / (TP + FN), or 1 when it never occurs.
     pub fn recall(&self) -> f64 {
         let d = self.true_positives + self.false_negatives;
@@ -155,8 +230,13 @@ pub struct Evaluation {
     pub failing: u32,
     /// Verdicts matching the label or one of its alternatives.
     pub correct: u32,
-    /// Failing logs whose labelled evidence line is among guard's evidence.
+    /// Failing logs whose labelled evidence line (or a line of the labelled
+    /// chunk) is among guard's evidence lines.
     pub evidence_hits: u32,
+    /// Failing logs that say where the evidence is.
+    pub evidence_labelled: u32,
+    /// Failing logs that got no verdict at all.
+    pub silent: Vec<String>,
     /// Passing logs evaluated.
     pub passing: u32,
     /// Verdicts on passing logs (each is a false alarm).
@@ -179,17 +259,35 @@ impl Evaluation {
         }
     }
 
+    /// Macro-averaged F1 over the categories that occur or were predicted.
+    pub fn macro_f1(&self) -> f64 {
+        let scores: Vec<f64> = self
+            .categories
+            .values()
+            .filter(|s| s.support > 0 || s.false_positives > 0)
+            .map(CategoryScore::f1)
+            .collect();
+        if scores.is_empty() {
+            0.0
+        } else {
+            scores.iter().sum::<f64>() / scores.len() as f64
+        }
+    }
+
     /// Adds the verdict on a labelled failing log.
     pub fn add_failing(&mut self, label: &Label, verdict: Verdict) {
         self.failing += 1;
         let ok = verdict
             .category
             .is_some_and(|c| c == label.category || label.also.contains(&c));
-        if label
-            .evidence_line
-            .is_some_and(|l| verdict.evidence.iter().any(|e| e.line == l))
-        {
+        if label.has_evidence() {
+            self.evidence_labelled += 1;
+        }
+        if verdict.evidence.iter().any(|e| label.is_evidence(e.line)) {
             self.evidence_hits += 1;
+        }
+        if verdict.category.is_none() {
+            self.silent.push(verdict.file.clone());
         }
         let predicted = verdict.category.map_or("none", |c| c.as_str()).to_string();
         *self
@@ -260,6 +358,8 @@ mod tests {
             category: Category::Build,
             also: vec![Category::Dependency],
             evidence_line: Some(3),
+            chunk_first_line: None,
+            chunk: None,
         };
         e.add_failing(&label, v(Some(Category::Build)));
         e.add_failing(&label, v(Some(Category::Dependency)));
@@ -278,5 +378,29 @@ mod tests {
         );
         assert_eq!(e.categories[&Category::Test].false_positives, 2);
         assert_eq!(e.confusion["build"]["none"], 1);
+        assert_eq!(e.silent, vec!["f".to_string()]);
+        assert!(e.macro_f1() > 0.0 && e.macro_f1() < 1.0);
+    }
+
+    #[test]
+    fn chunks_count_as_evidence_and_splits_are_by_project() {
+        let label = |file: &str| Label {
+            file: file.into(),
+            category: Category::Test,
+            also: vec![],
+            evidence_line: Some(50),
+            chunk_first_line: Some(10),
+            chunk: Some("a\nb\nc".into()),
+        };
+        let l = label("Go/a@b/failed/1.log");
+        assert!(l.is_evidence(50) && l.is_evidence(10) && l.is_evidence(12));
+        assert!(!l.is_evidence(13) && !l.is_evidence(9));
+        assert_eq!(l.project(), "Go/a@b");
+        // Two logs of one project are always in the same part.
+        let other = label("Go/a@b/failed/2.log");
+        for split in [Split::Tune, Split::Holdout] {
+            assert_eq!(split.contains(&l), split.contains(&other));
+            assert_ne!(Split::Tune.contains(&l), Split::Holdout.contains(&l));
+        }
     }
 }

@@ -28,6 +28,7 @@ pub fn marker(text: &str) -> Option<Marker> {
         || t.starts_with("BUILD SUCCESSFUL in ")
         || t == "Finished: SUCCESS"
         || t == "Job succeeded"
+        || t == "Done. Your build exited with 0."
     {
         return Some(Marker::Success);
     }
@@ -37,6 +38,8 @@ pub fn marker(text: &str) -> Option<Marker> {
         || t.starts_with("Finished: ABORTED")
         || t.starts_with("Finished: UNSTABLE")
         || t.starts_with("ERROR: Job failed")
+        || (t.starts_with("Done. Your build exited with ")
+            && t != "Done. Your build exited with 0.")
         || (t.starts_with("Process completed with exit code ")
             && !t.starts_with("Process completed with exit code 0"))
     {

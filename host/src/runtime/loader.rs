@@ -111,6 +111,8 @@ pub struct Plugin {
     pub grants: Arc<Grants>,
     /// Rules, for packs (as shipped; compiled by the scanner).
     pub rules: Vec<Rule>,
+    /// The classifier model a pack ships in its `guard-model` section.
+    pub model: Option<Arc<crate::detect::classifier::Model>>,
     pub(crate) pre: Pre,
     failures: AtomicU32,
 }
@@ -428,11 +430,27 @@ impl Runtime {
             load_time,
             grants,
             rules: Vec::new(),
+            model: None,
             pre,
             failures: AtomicU32::new(0),
         };
         if plugin.kind == PluginKind::Pack {
             plugin.rules = self.pack_rules(&plugin).await?;
+            // A broken model costs the pack its model, not its rules.
+            plugin.model = match crate::pack::model_section(bytes) {
+                Ok(Some(json)) => match crate::detect::classifier::Model::from_json(&json) {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        tracing::warn!(plugin = %plugin.info.id, "classifier model ignored: {e}");
+                        None
+                    }
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(plugin = %plugin.info.id, "classifier model ignored: {e}");
+                    None
+                }
+            };
         }
         Ok(plugin)
     }

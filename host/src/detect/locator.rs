@@ -1,0 +1,695 @@
+//! The failure locator: where a job died and what it printed just before.
+//!
+//! Rules recognise failures they were written for; the locator recognises
+//! that a job *failed* at all, from the markers CI systems and wrappers print
+//! when a command exits non-zero (GitHub Actions, GitLab CI, Jenkins, Travis,
+//! Azure Pipelines, Buildkite, CircleCI, make, Go, docker, yarn, …), reads the
+//! exit code's meaning (137 killed, 124 timed out, 127 missing tool, 130
+//! cancelled) and keeps the *error region*: the lines before the marker that
+//! look like errors (keywords, stack traces, failure summaries), weighted by
+//! how near they are to the marker. A log with a failure marker therefore
+//! never goes without a verdict, and the region is what the classifier reads.
+//!
+//! Memory is bounded: a ring of recent lines and a fixed number of markers.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::model::{Category, Evidence};
+
+/// Lines kept before a marker to look for its error region.
+const RING: usize = 250;
+/// Markers remembered per log (the first ones: where the job died first).
+const MAX_MARKERS: usize = 8;
+/// Region lines kept per marker (the best-scored).
+const REGION_KEEP: usize = 40;
+/// A step marker without a CI-level one counts only this near the end.
+const STEP_NEAR_END: u32 = 60;
+/// Lines longer than this are not markers (markers are short).
+const MARKER_MAX_LEN: usize = 400;
+
+/// How much a failure marker says about the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// A command inside a step failed (make, `exit status`, docker, yarn…):
+    /// the job may have survived it.
+    Step,
+    /// The CI system says the step or job failed.
+    Job,
+}
+
+/// A line that says a command or job failed.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    /// 1-based line number.
+    pub line: u32,
+    /// The normalised text.
+    pub text: String,
+    /// Exit code, when the marker names one.
+    pub exit_code: Option<i32>,
+    /// CI-level or step-level.
+    pub level: Level,
+    /// The best-scored lines before it, in line order.
+    pub region: Vec<RegionLine>,
+}
+
+/// A line of an error region with its score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionLine {
+    /// 1-based line number.
+    pub line: u32,
+    /// The normalised text.
+    pub text: String,
+    /// How much it looks like the error (higher is more).
+    pub score: f32,
+}
+
+/// What the exit code or a signal says, when it says something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitMeaning {
+    /// The category it implies.
+    pub category: Category,
+    /// A failure type for the report.
+    pub failure_type: &'static str,
+}
+
+/// The locator's answer for one log.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The marker where the job died.
+    pub marker: Marker,
+    /// What its exit code means, if anything.
+    pub meaning: Option<ExitMeaning>,
+}
+
+impl Located {
+    /// The error region's lines, best first, at most `n`.
+    pub fn best_lines(&self, n: usize) -> Vec<&RegionLine> {
+        let mut lines: Vec<&RegionLine> = self
+            .marker
+            .region
+            .iter()
+            .filter(|l| l.score > 0.0)
+            .collect();
+        lines.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.line.cmp(&a.line)));
+        lines.truncate(n);
+        lines
+    }
+
+    /// Evidence: the most telling region lines (best first), then the marker.
+    pub fn evidence(&self, n: usize) -> Vec<Evidence> {
+        let mut out: Vec<Evidence> = self
+            .best_lines(n)
+            .into_iter()
+            .map(|l| Evidence {
+                line: l.line,
+                text: l.text.clone(),
+            })
+            .collect();
+        out.push(Evidence {
+            line: self.marker.line,
+            text: self.marker.text.clone(),
+        });
+        out
+    }
+
+    /// The lines of the region (for the classifier and the rule ranking).
+    pub fn span(&self) -> (u32, u32) {
+        let first = self
+            .marker
+            .region
+            .first()
+            .map_or(self.marker.line, |l| l.line);
+        (first, self.marker.line)
+    }
+}
+
+/// Streams lines and remembers failure markers with their regions.
+#[derive(Debug, Default)]
+pub struct Locator {
+    ring: VecDeque<(u32, String)>,
+    markers: Vec<Marker>,
+    /// The last step marker seen after the remembered ones (step markers
+    /// that come late still matter when no CI-level marker exists).
+    last_step: Option<Marker>,
+    /// A time-limit message was seen (explains a kill).
+    timeout_line: Option<u32>,
+    /// A kill or OOM message was seen.
+    killed_line: Option<u32>,
+    /// Templates of a passing run of the same job: matching lines are
+    /// discounted as evidence.
+    baseline: Option<HashSet<u64>>,
+}
+
+impl Locator {
+    /// A locator that discounts lines whose template occurs in `baseline`.
+    pub fn with_baseline(baseline: Option<HashSet<u64>>) -> Locator {
+        Locator {
+            baseline,
+            ..Locator::default()
+        }
+    }
+
+    /// Notes one normalised line.
+    pub fn line(&mut self, number: u32, text: &str) {
+        let t = text.trim();
+        if t.is_empty() {
+            return;
+        }
+        if t.len() <= MARKER_MAX_LEN {
+            if is_timeout_message(t) {
+                self.timeout_line = Some(number);
+            }
+            if is_kill_message(t) {
+                self.killed_line = Some(number);
+            }
+            if let Some((level, exit_code)) = failure_marker(t) {
+                let region = self.region();
+                let marker = Marker {
+                    line: number,
+                    text: t.to_string(),
+                    exit_code,
+                    level,
+                    region,
+                };
+                // The region of the next marker starts after this one.
+                self.ring.clear();
+                if self.markers.len() < MAX_MARKERS {
+                    self.markers.push(marker);
+                } else {
+                    self.last_step = Some(marker);
+                }
+                return;
+            }
+        }
+        if self.ring.len() == RING {
+            self.ring.pop_front();
+        }
+        // Keep long lines bounded: a region line is read, not stored whole.
+        let mut s = t.to_string();
+        if s.len() > 1000 {
+            let mut cut = 1000;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+        }
+        self.ring.push_back((number, s));
+    }
+
+    fn region(&self) -> Vec<RegionLine> {
+        let n = self.ring.len().max(1) as f32;
+        let mut scored: Vec<RegionLine> = self
+            .ring
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (line, text))| {
+                let mut score = line_score(text);
+                if score <= 0.0 {
+                    return None;
+                }
+                // Nearer the marker weighs more: 0.4 at the ring's start, 1.0 last.
+                score *= 0.4 + 0.6 * ((i + 1) as f32 / n);
+                if self
+                    .baseline
+                    .as_ref()
+                    .is_some_and(|b| b.contains(&template_hash(text)))
+                {
+                    score *= 0.15;
+                }
+                Some(RegionLine {
+                    line: *line,
+                    text: text.clone(),
+                    score,
+                })
+            })
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.line.cmp(&a.line)));
+        scored.truncate(REGION_KEEP);
+        scored.sort_by_key(|l| l.line);
+        scored
+    }
+
+    /// Where the job died, given the log's length and the line up to which
+    /// errors were survived (a later success marker).
+    pub fn finish(mut self, total_lines: u32, survived_until: Option<u32>) -> Option<Located> {
+        let alive = |m: &Marker| survived_until.is_none_or(|s| m.line > s);
+        if self.markers.is_empty() && self.last_step.is_none() && survived_until.is_none() {
+            // No marker (a log cut short, a wrapper that prints none): a
+            // strong error line among the last ones is where the job died.
+            let tail = self.tail_error();
+            self.markers.extend(tail);
+        }
+        let mut markers: Vec<Marker> = self.markers.into_iter().filter(alive).collect();
+        if let Some(m) = self.last_step.filter(alive) {
+            markers.push(m);
+        }
+        // The first CI-level marker is where the job (or its first failing
+        // step) died; without one, a step marker near the end.
+        let marker = match markers.iter().position(|m| m.level == Level::Job) {
+            Some(i) => {
+                let mut m = markers.swap_remove(i);
+                // A CI marker right after a step marker ("make: *** Error 2"
+                // then "The command exited with 2") has an empty region: the
+                // error lines are in front of the step marker.
+                if m.region.iter().all(|l| l.score < 2.0)
+                    && let Some(step) = markers
+                        .iter()
+                        .filter(|s| s.level == Level::Step && s.line < m.line)
+                        .max_by_key(|s| s.line)
+                {
+                    let mut region = step.region.clone();
+                    region.push(RegionLine {
+                        line: step.line,
+                        text: step.text.clone(),
+                        score: 1.0,
+                    });
+                    region.extend(m.region);
+                    m.region = region;
+                    if m.exit_code.is_none() {
+                        m.exit_code = step.exit_code;
+                    }
+                }
+                m
+            }
+            None => markers
+                .into_iter()
+                .rfind(|m| m.line + STEP_NEAR_END >= total_lines)?,
+        };
+        let meaning = exit_meaning(
+            marker.exit_code,
+            self.killed_line.is_some_and(|k| k <= marker.line),
+            self.timeout_line.is_some_and(|t| t <= marker.line),
+        );
+        Some(Located { marker, meaning })
+    }
+}
+
+impl Locator {
+    /// The last strong error line of the log's tail, as a step marker.
+    fn tail_error(&mut self) -> Option<Marker> {
+        let tail_start = self.ring.len().saturating_sub(TAIL);
+        let at = (tail_start..self.ring.len())
+            .rev()
+            .find(|&i| line_score(&self.ring[i].1) >= TAIL_MIN_SCORE)?;
+        let (line, text) = self.ring[at].clone();
+        self.ring.truncate(at);
+        Some(Marker {
+            line,
+            text,
+            exit_code: None,
+            level: Level::Step,
+            region: self.region(),
+        })
+    }
+}
+
+/// Lines at the end of a log searched for an error when it has no marker.
+const TAIL: usize = 12;
+/// How strongly such a line must look like an error.
+const TAIL_MIN_SCORE: f32 = 4.5;
+
+/// Classifies a trimmed, normalised line as a failure marker.
+pub fn failure_marker(t: &str) -> Option<(Level, Option<i32>)> {
+    let nonzero = |code: Option<i32>| code.filter(|c| *c != 0);
+    // CI level.
+    if let Some(rest) = t.strip_prefix("The command \"") {
+        // Travis: `The command "X" exited with N.` and
+        // `The command "X" failed and exited with N during .`; not
+        // `… failed. Retrying, 2 of 3.`
+        if let Some(i) = rest
+            .rfind("\" exited with ")
+            .or(rest.rfind("\" failed and exited with "))
+        {
+            let code = number_after(&rest[i..], "exited with ");
+            return nonzero(code).map(|c| (Level::Job, Some(c)));
+        }
+        return None;
+    }
+    if let Some(rest) = t.strip_prefix("Done. Your build exited with ") {
+        return nonzero(leading_number(rest)).map(|c| (Level::Job, Some(c)));
+    }
+    for prefix in [
+        "Process completed with exit code ",
+        "Error: Process completed with exit code ",
+        "ERROR: Job failed: exit code ",
+        "ERROR: Job failed: command terminated with exit code ",
+        "ERROR: script returned exit code ",
+        "script returned exit code ",
+        "Exited with code exit status ",
+        "Exited with code ",
+        "🚨 Error: The command exited with status ",
+        "Error: The command exited with status ",
+        "The command exited with status ",
+    ] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            return nonzero(leading_number(rest)).map(|c| (Level::Job, Some(c)));
+        }
+    }
+    // Azure Pipelines: "Bash exited with code '1'." (after ##[error]).
+    if let Some(i) = t.find(" exited with code '")
+        && t.len() < 120
+        && !t[..i].contains(' ')
+    {
+        let code = leading_number(&t[i + " exited with code '".len()..]);
+        return nonzero(code).map(|c| (Level::Job, Some(c)));
+    }
+    if t.starts_with("ERROR: Job failed")
+        || t == "Finished: FAILURE"
+        || t == "Finished: UNSTABLE"
+        || t.starts_with("Build step '") && t.ends_with("' marked build as failure")
+    {
+        return Some((Level::Job, None));
+    }
+    // Step level.
+    if (t.starts_with("make: *** ") || t.starts_with("make[") || t.starts_with("gmake: *** "))
+        && t.contains("*** [")
+        && !t.ends_with("(ignored)")
+        && let Some(i) = t.rfind("] Error ")
+    {
+        let code = leading_number(&t[i + "] Error ".len()..]);
+        return nonzero(code).map(|c| (Level::Step, Some(c)));
+    }
+    if let Some(rest) = t.strip_prefix("exit status ") {
+        return nonzero(leading_number(rest)).map(|c| (Level::Step, Some(c)));
+    }
+    for needle in [
+        "Command failed with exit code ",
+        "Process exited with code ",
+        "Process exited with status ",
+        "Process finished with exit code ",
+        " exited with code ",
+        " returned non-zero exit status ",
+        " returned a non-zero code: ",
+        "exited with non-zero status ",
+    ] {
+        if let Some(i) = t.find(needle) {
+            let code = leading_number(&t[i + needle.len()..]);
+            return nonzero(code).map(|c| (Level::Step, Some(c)));
+        }
+    }
+    None
+}
+
+/// What an exit code says (with whether a kill or a time-limit message came
+/// before it).
+pub fn exit_meaning(code: Option<i32>, killed: bool, timed_out: bool) -> Option<ExitMeaning> {
+    let m = |category, failure_type| {
+        Some(ExitMeaning {
+            category,
+            failure_type,
+        })
+    };
+    match code {
+        // SIGKILL: the OOM killer or a memory limit, unless a time limit did it.
+        Some(137) | Some(-9) if timed_out => m(Category::Timeout, "killed-at-time-limit"),
+        Some(137) | Some(-9) => m(Category::Resource, "killed-sigkill"),
+        // timeout(1) and SIGTERM after a limit.
+        Some(124) => m(Category::Timeout, "time-limit"),
+        Some(143) if timed_out => m(Category::Timeout, "terminated-at-time-limit"),
+        Some(126) | Some(127) => m(Category::Dependency, "missing-tool"),
+        Some(130) => m(Category::Other, "cancelled"),
+        _ if killed && timed_out => m(Category::Timeout, "killed-at-time-limit"),
+        _ if killed => m(Category::Resource, "killed"),
+        _ => None,
+    }
+}
+
+fn leading_number(s: &str) -> Option<i32> {
+    let s = s.trim_start_matches(['\'', '"', ' ']);
+    let neg = s.starts_with('-');
+    let digits: String = s
+        .trim_start_matches('-')
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .take(9)
+        .collect();
+    let n: i32 = digits.parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+fn number_after(s: &str, needle: &str) -> Option<i32> {
+    let i = s.find(needle)?;
+    leading_number(&s[i + needle.len()..])
+}
+
+fn is_timeout_message(t: &str) -> bool {
+    let l = t.to_ascii_lowercase();
+    l.contains("timed out")
+        || l.contains("timeout exceeded")
+        || l.contains("exceeded the maximum execution time")
+        || l.contains("no output has been received")
+        || l.contains("too long with no output")
+        || l.contains("deadline exceeded")
+        || l.contains("time limit")
+}
+
+fn is_kill_message(t: &str) -> bool {
+    // bash job control: "line 3:  1234 Killed   mvn install"; the kernel's
+    // OOM report; a bare "Killed" printed by the shell.
+    t == "Killed"
+        || t.contains(" Killed ")
+        || t.ends_with(" Killed")
+        || t.contains("Out of memory: Killed process")
+        || t.contains("signal: killed")
+        || t.contains("SIGKILL")
+}
+
+/// How much a line looks like an error. Zero for lines that say nothing.
+pub fn line_score(text: &str) -> f32 {
+    let t = text.trim();
+    if t.len() < 3 {
+        return 0.0;
+    }
+    let l = t.to_ascii_lowercase();
+    // Lines that report zero problems, and the shell echoing a command.
+    if l.contains("0 errors")
+        || l.contains("0 failures")
+        || l.contains(" 0 failed")
+        || l.contains("no errors")
+        || l.starts_with("$ ")
+        || l.starts_with("+ ")
+        || l.starts_with("travis_")
+    {
+        return 0.0;
+    }
+    let mut s = 0.0f32;
+    for (word, weight) in [
+        ("error", 3.0),
+        ("fail", 3.0),
+        ("fatal", 3.0),
+        ("panic", 3.0),
+        ("exception", 2.5),
+        ("traceback", 2.0),
+        ("assert", 2.0),
+        ("cannot ", 2.0),
+        ("can't ", 2.0),
+        ("could not", 2.0),
+        ("couldn't", 2.0),
+        ("unable to", 2.0),
+        ("not found", 2.0),
+        ("no such", 2.0),
+        ("denied", 2.0),
+        ("refused", 2.0),
+        ("missing", 1.5),
+        ("undefined", 1.5),
+        ("unexpected", 1.5),
+        ("invalid", 1.5),
+        ("expected", 1.0),
+        ("killed", 2.0),
+        ("timed out", 2.0),
+        ("timeout", 1.5),
+        ("abort", 2.0),
+        ("broken", 1.0),
+        ("violation", 1.5),
+        ("segmentation fault", 3.0),
+        ("not ok", 2.5),
+    ] {
+        if l.contains(word) {
+            s += weight;
+        }
+    }
+    if s == 0.0 {
+        // Structure without keywords: stack frames and diff lines.
+        if t.starts_with("at ") || t.starts_with("File \"") {
+            return 0.5;
+        }
+        return 0.0;
+    }
+    if l.contains("warning") || l.contains("deprecat") {
+        s *= 0.4;
+    }
+    // Lines a tool prints as its error (prefix) weigh more than prose.
+    if l.starts_with("error")
+        || l.starts_with("[error]")
+        || l.starts_with("fatal")
+        || l.starts_with("e ")
+        || l.starts_with("failed")
+        || l.starts_with("fail")
+        || l.contains(": error")
+        || l.contains("error:")
+    {
+        s += 1.5;
+    }
+    s
+}
+
+/// A line's template (numbers, hex, quoted strings and paths masked),
+/// hashed: two runs of the same job print the same templates for the lines
+/// that do not matter.
+pub fn template_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for token in text.split_whitespace() {
+        let masked = token.chars().any(|c| c.is_ascii_digit())
+            || token.contains('/')
+            || token.contains('\\')
+            || token.len() > 40;
+        if masked {
+            "<*>".hash(&mut h);
+        } else {
+            token.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The templates of a (passing) log, for [`Locator::with_baseline`].
+pub fn templates<'a>(lines: impl IntoIterator<Item = &'a str>) -> HashSet<u64> {
+    lines
+        .into_iter()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(template_hash)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locate(log: &str) -> Option<Located> {
+        let mut l = Locator::default();
+        let mut n = 0;
+        for (i, line) in log.lines().enumerate() {
+            n = i as u32 + 1;
+            l.line(n, line);
+        }
+        l.finish(n, None)
+    }
+
+    #[test]
+    fn markers_of_many_ci_systems() {
+        for (line, level, code) in [
+            (
+                "The command \"mvn install -DskipTests=true\" failed and exited with 137 during .",
+                Level::Job,
+                Some(137),
+            ),
+            (
+                "The command \"npm test\" exited with 1.",
+                Level::Job,
+                Some(1),
+            ),
+            ("Process completed with exit code 2.", Level::Job, Some(2)),
+            ("ERROR: Job failed: exit code 1", Level::Job, Some(1)),
+            ("Bash exited with code '1'.", Level::Job, Some(1)),
+            ("Exited with code exit status 1", Level::Job, Some(1)),
+            (
+                "🚨 Error: The command exited with status 1",
+                Level::Job,
+                Some(1),
+            ),
+            ("Finished: FAILURE", Level::Job, None),
+            ("make: *** [Makefile:12: all] Error 2", Level::Step, Some(2)),
+            ("make[1]: *** [install] Error 1", Level::Step, Some(1)),
+            ("exit status 1", Level::Step, Some(1)),
+            (
+                "error Command failed with exit code 1.",
+                Level::Step,
+                Some(1),
+            ),
+            ("db_1 exited with code 3", Level::Step, Some(3)),
+        ] {
+            assert_eq!(failure_marker(line), Some((level, code)), "{line}");
+        }
+        for line in [
+            "The command \"npm test\" exited with 0.",
+            "The command \"curl x\" failed. Retrying, 2 of 3.",
+            "Done. Your build exited with 0.",
+            "make: *** [all] Error 1 (ignored)",
+            "exit status 0",
+            "Process completed with exit code 0.",
+            "echo the job failed",
+        ] {
+            assert_eq!(failure_marker(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn exit_codes_have_meanings() {
+        let m = |c, k, t| exit_meaning(Some(c), k, t).map(|m| m.category);
+        assert_eq!(m(137, false, false), Some(Category::Resource));
+        assert_eq!(m(137, true, true), Some(Category::Timeout));
+        assert_eq!(m(124, false, false), Some(Category::Timeout));
+        assert_eq!(m(127, false, false), Some(Category::Dependency));
+        assert_eq!(m(130, false, false), Some(Category::Other));
+        assert_eq!(m(1, false, false), None);
+        assert_eq!(m(1, true, false), Some(Category::Resource));
+    }
+
+    #[test]
+    fn region_holds_the_error_lines_before_the_marker() {
+        let log = "$ ./configure\nchecking for gcc... yes\nsome progress\n\
+                   src/a.zz:3: error: something broke here\n  while doing things\n\
+                   The command \"make\" exited with 2.\n\nDone. Your build exited with 1.\n";
+        let at = locate(log).expect("a failure is located");
+        assert_eq!(at.marker.line, 6);
+        assert_eq!(at.marker.exit_code, Some(2));
+        let ev = at.evidence(3);
+        assert_eq!(ev[0].line, 4, "{ev:?}");
+        assert_eq!(ev.last().map(|e| e.line), Some(6));
+    }
+
+    #[test]
+    fn the_first_job_marker_wins_and_a_kill_is_a_resource_failure() {
+        let log = "$ mvn install\n[INFO] Downloading\n/home/ci/build.sh: line 3:  4242 Killed  mvn install\n\
+                   The command \"mvn install\" failed and exited with 137 during .\n\
+                   Your build has been stopped.\n";
+        let at = locate(log).expect("located");
+        assert_eq!(at.meaning.map(|m| m.category), Some(Category::Resource));
+    }
+
+    #[test]
+    fn passing_logs_and_survived_failures_have_no_marker() {
+        assert!(locate("building\nall good\nDone. Your build exited with 0.\n").is_none());
+        let mut l = Locator::default();
+        l.line(1, "exit status 1");
+        l.line(2, "[INFO] BUILD SUCCESS");
+        assert!(l.finish(2, Some(2)).is_none());
+        // A step marker far from the end of a long log says nothing.
+        let mut l = Locator::default();
+        l.line(1, "exit status 1");
+        assert!(l.finish(1000, None).is_none());
+    }
+
+    #[test]
+    fn baseline_lines_are_discounted() {
+        let passing = ["WARNING: cache miss error 42 for key abc"];
+        let mut l = Locator::with_baseline(Some(templates(passing)));
+        l.line(1, "WARNING: cache miss error 17 for key abc");
+        l.line(2, "error: the real one");
+        l.line(3, "Process completed with exit code 1.");
+        let at = l.finish(3, None).expect("located");
+        assert_eq!(at.best_lines(1)[0].line, 2);
+    }
+
+    #[test]
+    fn scores() {
+        assert!(
+            line_score("error: cannot find symbol") > line_score("a warning: deprecated error")
+        );
+        assert_eq!(line_score("Tests run: 10, 0 failures"), 0.0);
+        assert_eq!(line_score("$ make test"), 0.0);
+        assert_eq!(line_score("Compiling foo v1"), 0.0);
+    }
+}
