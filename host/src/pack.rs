@@ -193,6 +193,24 @@ pub fn verify(path: &Path, trusted: &[String]) -> Result<String, PackError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_standard_pack_ships_a_model_and_built_packs_can_carry_one() {
+        let (_, std_pack) = crate::embedded::EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == "pack-std")
+            .expect("pack-std is embedded");
+        let json = model_section(std_pack)
+            .expect("readable")
+            .expect("a model section");
+        let m = crate::detect::classifier::Model::from_json(&json).expect("a valid model");
+        assert!(m.classes.len() >= 5 && m.vocab.len() > 1000);
+        let built = build(crate::embedded::PACK_TEMPLATE, "[pack]\nid = \"p\"\n").expect("built");
+        assert_eq!(model_section(&built).expect("readable"), None);
+        let with = with_model(&built, &json).expect("appended");
+        assert_eq!(model_section(&with).expect("readable"), Some(json));
+        assert!(model_section(b"not wasm").is_err());
+    }
+
     use super::*;
 
     #[test]
