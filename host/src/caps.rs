@@ -10,6 +10,7 @@ pub mod grants;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod tuning;
 
 use crate::runtime::bindings::types::{self, Error as WitError};
 use crate::runtime::state::PluginState;
@@ -35,19 +36,35 @@ impl PluginState {
         let message = format!(
             "plugin {plugin} is not granted `{grant}`; add it to [plugins.{plugin}] grants in guard.toml to allow this"
         );
-        tracing::warn!(plugin = %plugin, grant = %grant, "denied: {message}");
+        let subject = grant.to_string();
+        Err(self.refuse("denied", &subject, (&subject, "call refused"), message))
+    }
+
+    /// Refuses a call: logs it, records a security event of `kind` about
+    /// `subject` and an audit record of `(action, detail)`, and returns the
+    /// WIT `denied` error a plugin sees. The one way a host function
+    /// records a refusal.
+    pub(crate) fn refuse(
+        &mut self,
+        kind: &str,
+        subject: &str,
+        (action, detail): (&str, &str),
+        message: String,
+    ) -> WitError {
+        let plugin = self.ctx.plugin.clone();
+        tracing::warn!(plugin = %plugin, subject = %subject, "{kind}: {message}");
         let event = SecurityEvent {
             at_ms: now_ms(),
             plugin,
-            kind: "denied".into(),
-            subject: grant.to_string(),
+            kind: kind.into(),
+            subject: subject.into(),
             message: message.clone(),
         };
         if let Err(e) = self.ctx.db.record_security(&event) {
             tracing::error!("cannot record security event: {e}");
         }
-        self.audit(&grant.to_string(), "call refused", "denied");
-        Err(WitError::Denied(message))
+        self.audit(action, detail, "denied");
+        WitError::Denied(message)
     }
 
     /// Counts a host call against the per-call budget.

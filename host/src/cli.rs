@@ -155,8 +155,15 @@ pub async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn init_tracing(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // wasmtime-wasi logs every plugin stdout write at debug level, past
+    // guard's own cap on plugin output; guard logs what it keeps itself.
+    if !level.contains("wasmtime_wasi")
+        && let Ok(d) = "wasmtime_wasi=warn".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -243,6 +243,11 @@ pub struct Limits {
     pub cpu_ms: u64,
     /// Wall-clock time per plugin call, in milliseconds, host calls included.
     pub call_timeout_ms: u64,
+    /// Wall-clock time a detector plugin may spend on one log in all
+    /// (every `feed` and `finish`); past it its answer is dropped.
+    pub scan_deadline_ms: u64,
+    /// Wall-clock time one heal may take in all (instantiate and `heal`).
+    pub heal_deadline_ms: u64,
     /// Findings kept per detector per log.
     pub max_findings: usize,
     /// Bytes kept per log line (longer lines are cut).
@@ -259,6 +264,8 @@ impl Default for Limits {
             memory_mib: 64,
             cpu_ms: 2_000,
             call_timeout_ms: 10_000,
+            scan_deadline_ms: 30_000,
+            heal_deadline_ms: 60_000,
             max_findings: 200,
             max_line_bytes: 8 * 1024,
             chunk_bytes: 256 * 1024,
@@ -311,6 +318,8 @@ impl Config {
         if l.memory_mib == 0
             || l.cpu_ms == 0
             || l.call_timeout_ms == 0
+            || l.scan_deadline_ms == 0
+            || l.heal_deadline_ms == 0
             || l.chunk_bytes < 1024
             || l.max_line_bytes < 80
         {
@@ -515,6 +524,8 @@ retention_days = 30              # job records kept for the API and the dashboar
 memory_mib = 64           # linear memory per plugin instance
 cpu_ms = 2000             # CPU time per call (epoch interruption)
 call_timeout_ms = 10000   # wall-clock time per call, host calls included
+scan_deadline_ms = 30000  # all calls of one detector on one log; then its answer is dropped
+heal_deadline_ms = 60000  # one heal in all (instantiate + heal)
 max_findings = 200        # findings kept per detector per log
 max_line_bytes = 8192     # longer log lines are cut
 chunk_bytes = 262144      # log bytes per detector feed call

@@ -85,14 +85,20 @@ impl Analyzer {
         for e in &errors {
             tracing::warn!("rule rejected: {e}");
         }
-        // The model trained here (`guard train`) comes first; then the first
-        // pack that ships one.
+        // The model trained here (`guard train`) and the first pack's.
+        let shipped = packs.iter().find_map(|p| p.model.clone());
         let model = match crate::learn::examples::model(runtime.db()) {
-            Ok(Some(m)) => Some(Arc::new(m)),
-            Ok(None) => packs.iter().find_map(|p| p.model.clone()),
+            // Trained on corpora: it stands alone.
+            Ok(Some(m)) if m.standalone => Some(Arc::new(m)),
+            // Corrections: they add to the shipped model.
+            Ok(Some(m)) => Some(Arc::new(match &shipped {
+                Some(s) => s.merged(&m),
+                None => m,
+            })),
+            Ok(None) => shipped,
             Err(e) => {
                 tracing::warn!("trained classifier unreadable: {e}");
-                packs.iter().find_map(|p| p.model.clone())
+                shipped
             }
         };
         (

@@ -1,75 +1,186 @@
-//! Detection quality on the real, labelled corpus in ../shared/corpus:
-//! the verdicts a user would see on real CI logs.
+//! Detection quality as a user sees it, on the small labelled corpus in
+//! `tests/data/corpus` (logs written for these tests in the formats CI
+//! systems print): `guard eval`'s figures, the locator's never-silent
+//! promise, the classifier trained and corrected from the command line, and
+//! the baseline diff. Accuracy on the real development corpora is a
+//! separate CI step (`.ci/run`), not a test.
 
 use std::path::PathBuf;
 
 use crate::util::guard_cli;
 
 fn corpus() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
-    assert!(
-        dir.join("labels.jsonl").exists(),
-        "the shared corpus is expected at {}",
-        dir.display()
-    );
-    dir
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/corpus"))
+}
+
+fn eval_json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap()
 }
 
 #[tokio::test]
-async fn corpus_accuracy_is_at_least_90_percent_with_no_false_alarms() {
+async fn every_failing_log_gets_a_verdict_and_no_passing_log_does() {
     let data = tempfile::tempdir().unwrap();
-    let corpus = corpus();
     let (code, out, err) = guard_cli(&[
         "--data",
         data.path().to_str().unwrap(),
         "eval",
         "--json",
         "--corpus",
-        corpus.to_str().unwrap(),
+        corpus().to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let (correct, failing) = (
-        v["correct"].as_u64().unwrap(),
-        v["failing"].as_u64().unwrap(),
-    );
-    assert_eq!(failing, 93);
+    let v = eval_json(&out);
+    assert_eq!(v["failing"], 5);
+    assert_eq!(v["passing"], 2);
+    assert_eq!(v["silent"], serde_json::json!([]), "{v}");
+    assert_eq!(v["false_alarms"], serde_json::json!([]), "{v}");
+    assert!(v["correct"].as_u64().unwrap() >= 4, "{}", v["misses"]);
+    assert!(v["macro_f1"].as_f64().unwrap() > 0.5, "{v}");
+    // The OOM-killed Travis job: exit 137 after a `Killed` line is resource,
+    // and the kill is among the evidence.
+    let (_, out, _) = guard_cli(&[
+        "--data",
+        data.path().to_str().unwrap(),
+        "detect",
+        "--json",
+        corpus().join("logs/travis-killed.log").to_str().unwrap(),
+    ])
+    .await;
+    let d = eval_json(&out);
+    assert_eq!(d["category"], "resource", "{d}");
     assert!(
-        correct * 100 >= failing * 90,
-        "accuracy {correct}/{failing}; misses: {}",
-        v["misses"]
-    );
-    assert_eq!(v["passing"], 36);
-    assert_eq!(
-        v["false_alarms"],
-        serde_json::json!([]),
-        "passing logs must not raise alarms"
+        d["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap().contains("Killed")),
+        "{d}"
     );
 }
 
 #[tokio::test]
 async fn eval_gate_fails_below_the_threshold_and_reports_misses() {
     let data = tempfile::tempdir().unwrap();
-    let corpus = corpus();
+    // A copy of the corpus with one label that guard cannot agree with.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    std::fs::copy(
+        corpus().join("logs/make-build.log"),
+        dir.path().join("logs/make-build.log"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("labels.jsonl"),
+        "{\"file\": \"logs/make-build.log\", \"category\": \"network\"}\n",
+    )
+    .unwrap();
     let (code, out, _) = guard_cli(&[
         "--data",
         data.path().to_str().unwrap(),
         "eval",
         "--min-accuracy",
-        "1.0",
+        "0.9",
         "--corpus",
-        corpus.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
     ])
     .await;
-    // Not every log is right, so a perfect-score gate fails — and says why.
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("accuracy: ")
+        out.contains("accuracy: 0/1")
+            && out.contains("silent on failure (no verdict): 0/1")
             && out.contains("misclassified:")
+            && out.contains("expected network got build")
             && out.contains("label \\ got"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn corrections_teach_the_classifier_and_it_names_its_reasons() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A tool no rule knows, failing the same way twice.
+    let log = |name: &str, n: u32| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!("$ ./deploy --stage {n}\nquasar relay handshake rejected by the beacon cluster\nquasar relay handshake rejected by the beacon cluster\nThe command \"./deploy --stage {n}\" exited with 4.\n"),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (first, second) = (log("first.log", 1), log("second.log", 2));
+    let (code, out, err) =
+        guard_cli(&["--data", d, "learn", "--category", "network", &first]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("example (network"), "{out}");
+    let (code, out, err) = guard_cli(&["--data", d, "train"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("model stored"), "{out}");
+    let (_, out, _) = guard_cli(&["--data", d, "detect", "--json", &second]).await;
+    let v = eval_json(&out);
+    assert_eq!(v["category"], "network", "{v}");
+    assert_eq!(v["rule"], "locator.classifier", "{v}");
+    let reasons = v["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f[0] == "classifier.tokens")
+        .map(|f| f[1].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        reasons.contains("quasar") || reasons.contains("beacon"),
+        "{v}"
+    );
+    // A log with no failure marker has no error region to learn from.
+    let quiet = dir.path().join("quiet.log");
+    std::fs::write(&quiet, "all fine\n").unwrap();
+    let (code, _, err) = guard_cli(&[
+        "--data",
+        d,
+        "learn",
+        "--category",
+        "test",
+        quiet.to_str().unwrap(),
+    ])
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no failure marker"), "{err}");
+}
+
+#[tokio::test]
+async fn a_passing_run_of_the_same_job_moves_the_evidence_to_what_differs() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let noise = "ERROR: mirror sync skipped, could not refresh the local index (ignored)";
+    let passing = dir.path().join("passing.log");
+    std::fs::write(&passing, format!("start\n{noise}\nall good\n")).unwrap();
+    let failing = dir.path().join("failing.log");
+    std::fs::write(
+        &failing,
+        format!("start\nwidget assembly step reports failure: gear ratio mismatch\n{noise}\nProcess completed with exit code 2.\n"),
+    )
+    .unwrap();
+    let top = |out: &str| eval_json(out)["evidence"][0]["line"].as_u64().unwrap();
+    let (_, without, _) =
+        guard_cli(&["--data", d, "detect", "--json", failing.to_str().unwrap()]).await;
+    let (_, with, _) = guard_cli(&[
+        "--data",
+        d,
+        "detect",
+        "--json",
+        "--baseline",
+        passing.to_str().unwrap(),
+        failing.to_str().unwrap(),
+    ])
+    .await;
+    // Without a baseline the noisy line (nearer the end) leads; with one,
+    // the line the passing run never printed does.
+    assert_eq!(top(&without), 3, "{without}");
+    assert_eq!(top(&with), 2, "{with}");
 }
 
 #[tokio::test]

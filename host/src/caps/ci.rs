@@ -16,24 +16,6 @@ use crate::runtime::bindings::ci::Host;
 use crate::runtime::bindings::types::Error;
 use crate::runtime::state::{LocalRequest, PluginState};
 
-/// Environment variables a healer may set for a re-run: tuning knobs of
-/// common tools, nothing that changes what is built or where it comes from.
-pub const TUNING_ENV: &[&str] = &[
-    "NODE_OPTIONS",
-    "MAVEN_OPTS",
-    "GRADLE_OPTS",
-    "JAVA_TOOL_OPTIONS",
-    "CARGO_BUILD_JOBS",
-    "MAKEFLAGS",
-    "CMAKE_BUILD_PARALLEL_LEVEL",
-    "GOMAXPROCS",
-    "GOFLAGS",
-    "PYTEST_XDIST_AUTO_NUM_WORKERS",
-    "JEST_WORKERS",
-    "RUST_TEST_THREADS",
-    "RUST_MIN_STACK",
-];
-
 /// A CI action as a platform backend carries it out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
@@ -85,6 +67,9 @@ impl PluginState {
         env: Vec<(String, String)>,
     ) -> Result<u32, Error> {
         self.require(&Grant::Ci(action))?;
+        if matches!(action, CiAction::RerunJob | CiAction::RerunFailedJobs) {
+            self.gate_rerun(action)?;
+        }
         let Some(job) = self.ctx.job.clone() else {
             return Err(Error::Invalid(format!(
                 "ci.{} needs a job being healed; this call has none",
@@ -137,6 +122,44 @@ impl PluginState {
     }
 }
 
+impl PluginState {
+    /// The host's own re-run rules, applied to what a healer *does*: a
+    /// strategy that declared no re-runs and asks for one anyway meets the
+    /// same category rule, attempt cap, budget and breaker as one that
+    /// declared them, and one heal gets one re-run.
+    fn gate_rerun(&mut self, action: CiAction) -> Result<(), Error> {
+        if let Some(why) = self.ctx.rerun_refused.clone() {
+            let message = format!("ci.{} refused for this job: {why}", action.name());
+            let subject = format!("ci.{}", action.name());
+            return Err(self.refuse(
+                "rerun-refused",
+                &subject,
+                (&subject, "call refused"),
+                message,
+            ));
+        }
+        let left = &self.ctx.reruns_left;
+        if left
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_err()
+        {
+            let message = "one heal may ask for one re-run; this one already did".to_string();
+            let subject = format!("ci.{}", action.name());
+            return Err(self.refuse(
+                "rerun-refused",
+                &subject,
+                (&subject, "call refused"),
+                message,
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Host for PluginState {
     async fn rerun_job(&mut self, debug_logging: bool) -> wasmtime::Result<Result<(), Error>> {
         Ok(self
@@ -157,12 +180,6 @@ impl Host for PluginState {
         &mut self,
         env: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        if let Some((k, _)) = env.iter().find(|(k, _)| !TUNING_ENV.contains(&k.as_str())) {
-            return Ok(Err(Error::Invalid(format!(
-                "{k} is not a tuning variable guard lets healers set (allowed: {})",
-                TUNING_ENV.join(", ")
-            ))));
-        }
         if env.len() > 32
             || env
                 .iter()
@@ -171,6 +188,19 @@ impl Host for PluginState {
             return Ok(Err(Error::Invalid(
                 "at most 32 variables of at most 4 KiB, without NUL".into(),
             )));
+        }
+        // Each value is checked against what its variable is for: a re-run
+        // grant must never become code execution through the environment.
+        for (k, v) in &env {
+            if let Err(why) = crate::caps::tuning::check(k, v) {
+                let detail = format!("{k}={v}");
+                return Ok(Err(self.refuse(
+                    "env-refused",
+                    k,
+                    ("ci.rerun-job-with-env", &detail),
+                    why,
+                )));
+            }
         }
         if self.ctx.local.is_none() && !self.ctx.dry_run && self.ctx.backend.is_some() {
             // CI platforms re-run a job with its own environment.

@@ -35,24 +35,13 @@ impl Host for PluginState {
             return Ok(Err(e));
         }
         if let Err(why) = self.ctx.grants.exec_args_allowed(&program, &args) {
-            let plugin = self.ctx.plugin.clone();
-            tracing::warn!(plugin = %plugin, "denied: {why}");
-            let event = crate::store::SecurityEvent {
-                at_ms: crate::store::now_ms(),
-                plugin,
-                kind: "denied".into(),
-                subject: format!("exec:{program}"),
-                message: why.clone(),
-            };
-            if let Err(e) = self.ctx.db.record_security(&event) {
-                tracing::error!("cannot record security event: {e}");
-            }
-            self.audit(
-                "exec.run",
-                &format!("{program} {}", args.join(" ")),
+            let detail = format!("{program} {}", crate::caps::grants::quote_args(&args));
+            return Ok(Err(self.refuse(
                 "denied",
-            );
-            return Ok(Err(Error::Denied(why)));
+                &format!("exec:{program}"),
+                ("exec.run", &detail),
+                why,
+            )));
         }
         if args.len() > MAX_ARGS || args.iter().any(|a| a.len() > MAX_ARG || a.contains('\0')) {
             return Ok(Err(Error::Invalid(format!(

@@ -1,5 +1,12 @@
 //! `guard:plugin/fs`: read-only access under granted roots, through cap-std
 //! so that `..`, absolute paths and symlinks cannot leave the root.
+//!
+//! Files in a root are written by CI steps, so they may be anything: a FIFO
+//! whose `open(2)` never returns, a device that never ends. Only regular
+//! files and directories are read; files are opened non-blocking and checked
+//! on the open handle (no race with a swap after a check), and all file work
+//! runs on the blocking pool, so the call's deadline always fires and the
+//! async runtime never stalls.
 
 use std::io::Read;
 
@@ -56,6 +63,39 @@ fn io_error(path: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// Runs file work on the blocking pool: a host function never blocks the
+/// async runtime, and the caller's deadline stays in force while it waits.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Unavailable(format!("file access failed: {e}"))))
+}
+
+/// Opens `path` for reading without blocking and refuses anything but a
+/// regular file.
+fn open_regular(dir: &Dir, path: &str) -> Result<cap_std::fs::File, Error> {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use cap_std::fs::OpenOptionsExt;
+        // A FIFO with no writer would block `open` forever.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = dir
+        .open_with(path, &options)
+        .map_err(|e| io_error(path, e))?;
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Denied(format!(
+            "{path} is not a regular file (only regular files and directories are readable)"
+        )));
+    }
+    Ok(file)
+}
+
 impl Host for PluginState {
     async fn read(
         &mut self,
@@ -63,9 +103,12 @@ impl Host for PluginState {
         path: String,
         max_bytes: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
-        let r = (|| {
-            let dir = self.open_root(&root, &path)?;
-            let file = dir.open(&path).map_err(|e| io_error(&path, e))?;
+        let dir = match self.open_root(&root, &path) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let r = blocking(move || {
+            let file = open_regular(&dir, &path)?;
             let max = max_bytes.min(HARD_MAX_READ) as u64;
             let len = file.metadata().map_err(|e| io_error(&path, e))?.len();
             if len > max {
@@ -79,7 +122,8 @@ impl Host for PluginState {
                 .read_to_end(&mut data)
                 .map_err(|e| io_error(&path, e))?;
             Ok(data)
-        })();
+        })
+        .await;
         Ok(r)
     }
 
@@ -88,8 +132,11 @@ impl Host for PluginState {
         root: String,
         path: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let r = (|| {
-            let dir = self.open_root(&root, &path)?;
+        let dir = match self.open_root(&root, &path) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let r = blocking(move || {
             let sub = if path.is_empty() || path == "." {
                 dir
             } else {
@@ -105,7 +152,8 @@ impl Host for PluginState {
             }
             names.sort();
             Ok(names)
-        })();
+        })
+        .await;
         Ok(r)
     }
 }

@@ -172,7 +172,10 @@ impl Grants {
         match self.exec_args.get(program) {
             None => Ok(()),
             Some(patterns) => {
-                let line = args.join(" ");
+                // Quoted as a shell would show them, so that one argument
+                // holding a space can never pass for two (`["a b"]` is
+                // `'a b'`, `["a", "b"]` is `a b`).
+                let line = quote_args(args);
                 if patterns.iter().any(|p| p.is_match(&line)) {
                     Ok(())
                 } else {
@@ -213,8 +216,38 @@ impl Grants {
     }
 }
 
+/// Arguments joined into one line, each quoted POSIX-style when it holds
+/// anything but plain word characters.
+pub fn quote_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
+    use super::quote_args;
+
+    #[test]
+    fn one_argument_with_a_space_never_passes_for_two() {
+        let one = quote_args(&["hello abc".to_string()]);
+        let two = quote_args(&["hello".to_string(), "abc".to_string()]);
+        assert_ne!(one, two);
+        assert_eq!(two, "hello abc");
+        assert_eq!(one, "'hello abc'");
+        assert_eq!(quote_args(&["it's".to_string()]), "'it'\\''s'");
+    }
+
     use super::*;
 
     #[test]

@@ -28,6 +28,7 @@ impl Host for PluginState {
             return Ok(());
         }
         let message = crate::runtime::truncate_text(message, MAX_MESSAGE);
+        let message = escape_controls(&message);
         let plugin = self.ctx.plugin.as_str();
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
@@ -37,5 +38,37 @@ impl Host for PluginState {
             Level::Error => tracing::error!(plugin, "{message}"),
         }
         Ok(())
+    }
+}
+
+/// The message with control characters escaped (`\n`, `\r`, `\u{1b}`…):
+/// a plugin's message is one line of guard's log, and can neither forge
+/// another line nor drive the terminal.
+fn escape_controls(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn a_message_cannot_forge_a_log_line() {
+        let forged = "ok\n2026-01-01T00:00:00Z ERROR guard: fake\r\u{1b}[2J";
+        let escaped = escape_controls(forged);
+        assert!(!escaped.contains('\n') && !escaped.contains('\r') && !escaped.contains('\u{1b}'));
+        assert!(escaped.contains("\\n2026"));
+        assert_eq!(escape_controls("plain ✓"), "plain ✓");
     }
 }

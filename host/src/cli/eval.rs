@@ -72,7 +72,20 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
         eval.add_passing(v);
     }
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&eval)?)?;
+        let mut v = serde_json::to_value(&eval)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("accuracy".into(), eval.accuracy().into());
+            o.insert("macro_f1".into(), eval.macro_f1().into());
+            o.insert(
+                "split".into(),
+                format!("{:?}", args.split).to_lowercase().into(),
+            );
+            o.insert(
+                "mode".into(),
+                format!("{:?}", args.mode).to_lowercase().into(),
+            );
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         print_report(out, &eval)?;
     }

@@ -220,11 +220,23 @@ pub async fn run(
                 continue;
             };
             let local = Arc::new(LocalActions::default());
+            // The host enforces the re-run rules on what the healer does,
+            // not on what its strategy declared.
+            let mut refused = planner::rerun_blocked(
+                &runtime,
+                finding.category,
+                &target_of(number),
+                &step.strategy,
+            );
+            if number >= args.max_attempts {
+                refused.push(format!("--max-attempts {} reached", args.max_attempts));
+            }
             let options = HealOptions {
                 dry_run: args.dry_run,
                 workdir: Some(workdir.clone()),
                 local: Some(local.clone()),
                 backend: None,
+                rerun_refused: (!refused.is_empty()).then(|| refused.join("; ")),
             };
             match runtime
                 .heal(&plugin, &step.strategy, &job, &finding, &options)

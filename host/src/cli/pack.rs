@@ -73,6 +73,14 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                     refused.push(format!("{}: {why}", r.id));
                 }
             }
+            // Together too: the scanner has one size budget for all rules.
+            let (_, over) = crate::detect::scanner::RuleSet::compile(
+                parsed.rule.iter().map(|r| (parsed.pack.id.as_str(), r)),
+            );
+            refused.extend(
+                over.into_iter()
+                    .map(|e| format!("{}: {}", e.rule, e.message)),
+            );
             if !refused.is_empty() {
                 anyhow::bail!(
                     "{} rules do not compile:\n  {}",

@@ -1,7 +1,9 @@
 //! `guard train --corpus DIR`: trains the classifier on labelled corpora and
 //! the examples stored by `guard learn --category`, then stores the model in
 //! the database (used from the next analysis on) or writes it to a file for
-//! `guard pack build --model`.
+//! `guard pack build --model`. Trained on corpora, the model replaces the
+//! packs' model; trained on stored corrections alone (`guard train` with no
+//! `--corpus`), it adds to the model the packs ship.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -60,7 +62,10 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     if data.is_empty() {
         bail!("nothing to train on: no labelled log with a failure marker, and no stored example");
     }
-    let model = Model::train(&data);
+    let mut model = Model::train(&data);
+    // A model from corpora replaces the packs' model; one from stored
+    // corrections alone adds to it.
+    model.standalone = from_corpora > 0;
     let right = data
         .iter()
         .filter(|(c, t)| {

@@ -269,11 +269,14 @@ impl Daemon {
                 (i as u32) * 1000,
                 backoff,
             )?);
+            let refused =
+                planner::rerun_blocked(&self.runtime, finding.category, &target, &step.strategy);
             let options = HealOptions {
                 dry_run: self.dry_run,
                 workdir: None,
                 local: None,
                 backend: Some(backend.clone()),
+                rerun_refused: (!refused.is_empty()).then(|| refused.join("; ")),
             };
             let outcome = self
                 .runtime

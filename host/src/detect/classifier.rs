@@ -44,6 +44,10 @@ pub struct Model {
     pub totals: Vec<u64>,
     /// Token → occurrences per class.
     pub vocab: BTreeMap<String, Vec<u32>>,
+    /// Trained on corpora (stands alone); otherwise a set of corrections
+    /// that adds to the packs' model.
+    #[serde(default)]
+    pub standalone: bool,
 }
 
 /// A prediction with its reasons.
@@ -89,11 +93,13 @@ impl Model {
                     .or_insert_with(|| vec![0; classes.len()])[i] += 1;
             }
         }
-        // Keep tokens seen in at least two documents, the most class-specific
+        // Keep tokens seen in at least two documents (once there are enough
+        // documents for that to mean something), the most class-specific
         // first: a token spread evenly over the classes tells nothing.
+        let min_docs = if examples.len() >= 50 { 2 } else { 1 };
         let mut scored: Vec<(&str, f64)> = counts
             .iter()
-            .filter(|(_, v)| v.iter().sum::<u32>() >= 2)
+            .filter(|(_, v)| v.iter().sum::<u32>() >= min_docs)
             .map(|(t, v)| {
                 let total: f64 = v.iter().map(|&n| n as f64).sum();
                 let max = v.iter().copied().max().unwrap_or(0) as f64;
@@ -118,6 +124,49 @@ impl Model {
             docs,
             totals,
             vocab,
+            standalone: false,
+        }
+    }
+
+    /// This model with `other`'s counts added (corrections on top of a
+    /// shipped model): classes, documents and token counts are summed.
+    pub fn merged(&self, other: &Model) -> Model {
+        let classes: Vec<Category> = Category::ALL
+            .into_iter()
+            .filter(|c| self.classes.contains(c) || other.classes.contains(c))
+            .collect();
+        let n = classes.len();
+        let mut docs = vec![0u32; n];
+        let mut vocab: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for m in [self, other] {
+            let map: Vec<usize> = m
+                .classes
+                .iter()
+                .filter_map(|c| classes.iter().position(|k| k == c))
+                .collect();
+            for (i, d) in map.iter().zip(&m.docs) {
+                docs[*i] = docs[*i].saturating_add(*d);
+            }
+            for (t, counts) in &m.vocab {
+                let v = vocab.entry(t.clone()).or_insert_with(|| vec![0; n]);
+                for (i, c) in map.iter().zip(counts) {
+                    v[*i] = v[*i].saturating_add(*c);
+                }
+            }
+        }
+        let mut totals = vec![0u64; n];
+        for v in vocab.values() {
+            for (i, c) in v.iter().enumerate() {
+                totals[i] += u64::from(*c);
+            }
+        }
+        Model {
+            format: FORMAT.into(),
+            classes,
+            docs,
+            totals,
+            vocab,
+            standalone: self.standalone || other.standalone,
         }
     }
 
@@ -317,6 +366,19 @@ mod tests {
         let mut bad = m.clone();
         bad.docs.pop();
         assert!(Model::from_json(&serde_json::to_vec(&bad).expect("json")).is_err());
+    }
+
+    #[test]
+    fn corrections_add_to_a_model() {
+        let base = model();
+        let fix = Model::train(&[(Category::Network, doc("quasar beacon rejected"))]);
+        let m = base.merged(&fix);
+        assert_eq!(m.documents(), base.documents() + 1);
+        let p = m
+            .predict(&doc("quasar beacon rejected again"))
+            .expect("known words");
+        assert_eq!(p.best().map(|b| b.0), Some(Category::Network));
+        assert!(m.predict(&doc("assertion failed expected")).is_some());
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub fn diagnose(
                 m.category,
                 m.failure_type,
                 "locator.exit-code",
-                0.7,
+                m.confidence,
                 None,
             ),
             Position {
@@ -287,7 +287,10 @@ pub fn diagnose(
             }
         }
     }
-    if decided_by_model && let Some(p) = prediction {
+    if decided_by_model
+        && let Some(p) = prediction
+        && !facts.iter().any(|(k, _)| k == "classifier.tokens")
+    {
         facts.push(("classifier.tokens".into(), p.reasons.join(", ")));
     }
     // Evidence far from where the job died gets the located lines beside it.

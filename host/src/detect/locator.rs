@@ -24,6 +24,8 @@ const MAX_MARKERS: usize = 8;
 const REGION_KEEP: usize = 40;
 /// A step marker without a CI-level one counts only this near the end.
 const STEP_NEAR_END: u32 = 60;
+/// Lines kept as evidence when none before a marker looks like an error.
+const LAST_WORDS: usize = 3;
 /// Lines longer than this are not markers (markers are short).
 const MARKER_MAX_LEN: usize = 400;
 
@@ -64,12 +66,14 @@ pub struct RegionLine {
 }
 
 /// What the exit code or a signal says, when it says something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExitMeaning {
     /// The category it implies.
     pub category: Category,
     /// A failure type for the report.
     pub failure_type: &'static str,
+    /// How sure: a kill the log also reports is surer than a bare code.
+    pub confidence: f32,
 }
 
 /// The locator's answer for one log.
@@ -223,6 +227,21 @@ impl Locator {
                 })
             })
             .collect();
+        if scored.is_empty() {
+            // No line looks like an error: the job's last words before the
+            // marker are the best evidence there is.
+            scored = self
+                .ring
+                .iter()
+                .rev()
+                .take(LAST_WORDS)
+                .map(|(line, text)| RegionLine {
+                    line: *line,
+                    text: text.clone(),
+                    score: 0.1,
+                })
+                .collect();
+        }
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.line.cmp(&a.line)));
         scored.truncate(REGION_KEEP);
         scored.sort_by_key(|l| l.line);
@@ -393,23 +412,26 @@ pub fn failure_marker(t: &str) -> Option<(Level, Option<i32>)> {
 /// What an exit code says (with whether a kill or a time-limit message came
 /// before it).
 pub fn exit_meaning(code: Option<i32>, killed: bool, timed_out: bool) -> Option<ExitMeaning> {
-    let m = |category, failure_type| {
+    let m = |category, failure_type, confidence| {
         Some(ExitMeaning {
             category,
             failure_type,
+            confidence,
         })
     };
+    // A kill the log reports in words as well as in the code is certain.
+    let sure = if killed { 0.88 } else { 0.7 };
     match code {
         // SIGKILL: the OOM killer or a memory limit, unless a time limit did it.
-        Some(137) | Some(-9) if timed_out => m(Category::Timeout, "killed-at-time-limit"),
-        Some(137) | Some(-9) => m(Category::Resource, "killed-sigkill"),
+        Some(137) | Some(-9) if timed_out => m(Category::Timeout, "killed-at-time-limit", sure),
+        Some(137) | Some(-9) => m(Category::Resource, "killed-sigkill", sure),
         // timeout(1) and SIGTERM after a limit.
-        Some(124) => m(Category::Timeout, "time-limit"),
-        Some(143) if timed_out => m(Category::Timeout, "terminated-at-time-limit"),
-        Some(126) | Some(127) => m(Category::Dependency, "missing-tool"),
-        Some(130) => m(Category::Other, "cancelled"),
-        _ if killed && timed_out => m(Category::Timeout, "killed-at-time-limit"),
-        _ if killed => m(Category::Resource, "killed"),
+        Some(124) => m(Category::Timeout, "time-limit", 0.75),
+        Some(143) if timed_out => m(Category::Timeout, "terminated-at-time-limit", 0.75),
+        Some(126) | Some(127) => m(Category::Dependency, "missing-tool", 0.6),
+        Some(130) => m(Category::Other, "cancelled", 0.6),
+        _ if killed && timed_out => m(Category::Timeout, "killed-at-time-limit", 0.7),
+        _ if killed => m(Category::Resource, "killed", 0.7),
         _ => None,
     }
 }
@@ -487,6 +509,9 @@ pub fn line_score(text: &str) -> f32 {
         ("couldn't", 2.0),
         ("unable to", 2.0),
         ("not found", 2.0),
+        ("not exist", 2.0),
+        ("giving up", 1.5),
+        ("gave up", 1.5),
         ("no such", 2.0),
         ("denied", 2.0),
         ("refused", 2.0),

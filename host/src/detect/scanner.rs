@@ -16,6 +16,10 @@ use crate::model::{Evidence, Finding, Rule};
 const MAX_PATTERN: usize = 4096;
 /// Compiled program size allowed per rule.
 const RULE_SIZE_LIMIT: usize = 1 << 20;
+/// Compiled program size allowed for all active rules together (the one
+/// budget of the scanner: many rules each under the per-rule limit must not
+/// add up to gigabytes).
+pub const TOTAL_SIZE_LIMIT: usize = 48 << 20;
 /// Evidence lines kept from the start and from the end of a rule's matches.
 const KEEP_FIRST: usize = 3;
 const KEEP_LAST: usize = 3;
@@ -117,37 +121,50 @@ impl RuleSet {
                 Err(message) => errors.push(err(message)),
             }
         }
-        let set = loop {
-            match build_set(&compiled) {
-                Ok(set) => break set,
-                // Over the size limit: find the rules too large on their own,
-                // reject them, and build again (the usual path never gets here).
-                Err(e) => {
-                    let before = compiled.len();
-                    let mut kept = Vec::new();
-                    for c in compiled.drain(..) {
-                        let sized = build(&c.rule.pattern)
-                            .and_then(|_| build(&multi_line(&c.rule.pattern)));
-                        match sized {
-                            Ok(_) => kept.push(c),
-                            Err(why) => errors.push(RuleError {
-                                pack: c.source.clone(),
-                                rule: c.rule.id.clone(),
-                                message: why,
-                            }),
-                        }
-                    }
-                    compiled = kept;
-                    if compiled.len() == before {
-                        // No single culprit: the rules are fine alone but too
-                        // many together; keep them all behind a match-all
-                        // prefilter (slower, still right).
-                        tracing::warn!(
-                            "rule set too large for one automaton ({e}); scanning rule by rule"
-                        );
-                        break RegexSet::new([r"(?s:.)"]).unwrap_or_else(|_| RegexSet::empty());
+        let set = match build_set(&compiled) {
+            Ok(set) => set,
+            // Over the budget: every rule alone is small enough (or it is
+            // rejected here), so the costliest rules go until the rest fit
+            // one budget — a pack of many cheap-looking rules cannot cost
+            // gigabytes. The usual path never gets here.
+            Err(e) => {
+                tracing::warn!("rule set over its size budget ({e}); dropping the costliest rules");
+                let mut costed: Vec<(usize, CompiledRule)> = Vec::new();
+                for c in compiled.drain(..) {
+                    match cost(&multi_line(&c.rule.pattern)) {
+                        Ok(n) => costed.push((n, c)),
+                        Err(why) => errors.push(RuleError {
+                            pack: c.source.clone(),
+                            rule: c.rule.id.clone(),
+                            message: why,
+                        }),
                     }
                 }
+                // Cheapest first: as many rules as fit are kept.
+                costed.sort_by_key(|(n, _)| *n);
+                let mut total = 0usize;
+                for (n, c) in costed {
+                    if total.saturating_add(n) <= TOTAL_SIZE_LIMIT {
+                        total += n;
+                        compiled.push(c);
+                    } else {
+                        errors.push(RuleError {
+                            pack: c.source.clone(),
+                            rule: c.rule.id.clone(),
+                            message: format!(
+                                "compiles to {} KiB; the active rules may take {} MiB in all (guard's scanner budget), and this one does not fit",
+                                n / 1024,
+                                TOTAL_SIZE_LIMIT >> 20
+                            ),
+                        });
+                    }
+                }
+                build_set(&compiled).unwrap_or_else(|e| {
+                    // The estimate and the set disagree: scan rule by rule
+                    // (slower, still right, still bounded per rule).
+                    tracing::warn!("rule set still too large ({e}); scanning rule by rule");
+                    RegexSet::new([r"(?s:.)"]).unwrap_or_else(|_| RegexSet::empty())
+                })
             }
         };
         (
@@ -192,7 +209,14 @@ impl RuleSet {
 
 fn build_set(rules: &[CompiledRule]) -> Result<RegexSet, regex::Error> {
     RegexSetBuilder::new(rules.iter().map(|c| multi_line(&c.rule.pattern)))
-        .size_limit(RULE_SIZE_LIMIT.saturating_mul(rules.len().max(1)))
+        // Each rule's share and one total: a single oversized rule fails
+        // the set (and is found in the fallback) as surely as many small
+        // ones adding up.
+        .size_limit(
+            RULE_SIZE_LIMIT
+                .saturating_mul(rules.len().max(1))
+                .min(TOTAL_SIZE_LIMIT),
+        )
         .dfa_size_limit(64 << 20)
         .build()
 }
@@ -206,6 +230,22 @@ fn build(pattern: &str) -> Result<Regex, String> {
             format!(
                 "does not compile: {}",
                 e.to_string().lines().last().unwrap_or_default().trim()
+            )
+        })
+}
+
+/// What a pattern costs compiled (its NFA's heap size), or why it cannot
+/// be compiled within the per-rule limit.
+fn cost(pattern: &str) -> Result<usize, String> {
+    use regex_automata::nfa::thompson;
+    thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(RULE_SIZE_LIMIT)))
+        .build(pattern)
+        .map(|nfa| nfa.memory_usage())
+        .map_err(|e| {
+            format!(
+                "does not compile within {} KiB: {e}",
+                RULE_SIZE_LIMIT / 1024
             )
         })
 }
@@ -469,6 +509,31 @@ mod tests {
             remedies: vec![],
             description: String::new(),
         }
+    }
+
+    #[test]
+    fn many_small_costly_rules_share_one_budget() {
+        // Each rule is valid and under the per-rule limit; together they
+        // would cost far more than the scanner's budget.
+        let rules: Vec<Rule> = (0..150)
+            .map(|i| rule(&format!("r{i}"), &format!(r"\w{{20}}zq{i}N"), None))
+            .collect();
+        let mut rules_and_a_cheap_one = rules.clone();
+        rules_and_a_cheap_one.push(rule("cheap", "plain words", None));
+        let (set, errors) =
+            RuleSet::compile(rules_and_a_cheap_one.iter().map(|r| ("hostile-pack", r)));
+        assert!(!errors.is_empty(), "the budget must reject some rules");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.pack == "hostile-pack" && e.message.contains("budget")),
+            "{errors:?}"
+        );
+        assert!(
+            set.rules().any(|(_, r)| r.id == "cheap"),
+            "cheap rules are kept first"
+        );
+        assert!(set.len() + errors.len() == 151);
     }
 
     #[test]

@@ -107,6 +107,51 @@ fn remedies(finding: &Finding) -> Vec<String> {
     r
 }
 
+/// Every reason the host refuses a re-run of `target` for a `category`
+/// failure through `strategy` (its breaker): deterministic categories, the
+/// attempt cap, the budget, an open breaker. Empty when a re-run may go.
+/// The planner uses it for strategies that declare re-runs; the host checks
+/// it again on every `ci.rerun*` call, so a strategy that misreports itself
+/// gains nothing.
+pub fn rerun_blocked(
+    runtime: &Runtime,
+    category: Category,
+    target: &Target,
+    strategy: &str,
+) -> Vec<String> {
+    let heal = &runtime.config().heal;
+    let db = runtime.db();
+    // Every reason is kept, so the plan says all of them (a spent budget
+    // and an open breaker are both worth knowing).
+    let mut reasons: Vec<String> = Vec::new();
+    if matches!(category, Category::Build | Category::Permission) {
+        reasons.push(format!(
+            "{category} failures are deterministic: a re-run cannot fix them"
+        ));
+    }
+    if target.attempt >= heal.max_attempt {
+        reasons.push(format!(
+            "attempt {} reached [heal] max_attempt = {}",
+            target.attempt, heal.max_attempt
+        ));
+    }
+    match budget::check(db, heal, &target.repository, &target.job, &target.commit) {
+        Ok(Some(why)) => reasons.push(why),
+        Ok(None) => {}
+        Err(e) => reasons.push(format!("budget unreadable: {e}")),
+    }
+    if let Ok(b) = breaker::get(db, &breaker::key(&target.repository, &target.job, strategy))
+        && b.state(now_ms()) == breaker::State::Open
+    {
+        reasons.push(format!(
+            "circuit breaker open after {} failed heals (cooldown {} min)",
+            b.failures,
+            breaker::COOLDOWN_MS / 60_000
+        ));
+    }
+    reasons
+}
+
 /// Builds the plan for `finding` at `target`.
 pub async fn plan(
     runtime: &Runtime,
@@ -114,7 +159,6 @@ pub async fn plan(
     finding: &Finding,
     target: &Target,
 ) -> Plan {
-    let heal = &runtime.config().heal;
     let db = runtime.db();
     let offers = cache.offers(runtime).await;
     let mut steps = Vec::new();
@@ -136,35 +180,11 @@ pub async fn plan(
         let score = stats::score(&outcomes, rank);
         // Every reason that blocks a re-run is kept, so the plan says all of
         // them (a spent budget and an open breaker are both worth knowing).
-        let mut reasons: Vec<String> = Vec::new();
-        if strategy.retries {
-            if matches!(finding.category, Category::Build | Category::Permission) {
-                reasons.push(format!(
-                    "{} failures are deterministic: a re-run cannot fix them",
-                    finding.category
-                ));
-            }
-            if target.attempt >= heal.max_attempt {
-                reasons.push(format!(
-                    "attempt {} reached [heal] max_attempt = {}",
-                    target.attempt, heal.max_attempt
-                ));
-            }
-            match budget::check(db, heal, &target.repository, &target.job, &target.commit) {
-                Ok(Some(why)) => reasons.push(why),
-                Ok(None) => {}
-                Err(e) => reasons.push(format!("budget unreadable: {e}")),
-            }
-            if let Ok(b) = breaker::get(db, &breaker::key(&target.repository, &target.job, name))
-                && b.state(now_ms()) == breaker::State::Open
-            {
-                reasons.push(format!(
-                    "circuit breaker open after {} failed heals (cooldown {} min)",
-                    b.failures,
-                    breaker::COOLDOWN_MS / 60_000
-                ));
-            }
-        }
+        let reasons = if strategy.retries {
+            rerun_blocked(runtime, finding.category, target, name)
+        } else {
+            Vec::new()
+        };
         let blocked = (!reasons.is_empty()).then(|| reasons.join("; "));
         steps.push(Step {
             healer: plugin.id().to_string(),

@@ -23,6 +23,9 @@ pub struct ScanSession {
     scan: ResourceAny,
     timeout: Duration,
     max_findings: usize,
+    /// When this detector's time on the log is up.
+    deadline: tokio::time::Instant,
+    deadline_ms: u64,
 }
 
 impl std::fmt::Debug for ScanSession {
@@ -48,6 +51,8 @@ impl Runtime {
         };
         plugin.check_quarantine()?;
         let id = plugin.info.id.clone();
+        let deadline_ms = self.config().limits.scan_deadline_ms;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
         let mut store = self.new_store(self.context(plugin, Some(job.clone()), false));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {
@@ -76,6 +81,8 @@ impl Runtime {
             scan,
             timeout,
             max_findings: self.config().limits.max_findings,
+            deadline,
+            deadline_ms,
         })
     }
 }
@@ -86,6 +93,40 @@ impl ScanSession {
         &self.plugin
     }
 
+    /// Time the next call may take: the call timeout, cut to what is left
+    /// of the scan's deadline; an error once the deadline has passed.
+    fn budget(&self, call: &str) -> Result<Duration, RuntimeError> {
+        let left = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(self.deadline_error(call));
+        }
+        Ok(left.min(self.timeout))
+    }
+
+    fn deadline_error(&self, call: &str) -> RuntimeError {
+        RuntimeError::Call {
+            plugin: self.plugin.info.id.clone(),
+            call: call.into(),
+            reason: Failure::Deadline {
+                what: "scan",
+                ms: self.deadline_ms,
+            },
+        }
+    }
+
+    /// A timeout that the deadline caused is reported as the deadline.
+    fn blame_deadline<T>(&self, call: &str, r: Result<T, RuntimeError>) -> Result<T, RuntimeError> {
+        match r {
+            Err(RuntimeError::Call {
+                reason: Failure::Timeout { .. },
+                ..
+            }) if tokio::time::Instant::now() >= self.deadline => Err(self.deadline_error(call)),
+            other => other,
+        }
+    }
+
     /// Feeds the next chunk (whole lines joined by `\n`).
     pub async fn feed(
         &mut self,
@@ -93,9 +134,13 @@ impl ScanSession {
         chunk: &str,
         first_line: u32,
     ) -> Result<(), RuntimeError> {
+        let budget = match self.budget("scan.feed") {
+            Ok(b) => b,
+            Err(e) => return runtime.outcome(&self.plugin, Err(e), false),
+        };
         begin_call(&mut self.store);
         let r = tokio::time::timeout(
-            self.timeout,
+            budget,
             self.bindings.guard_plugin_detector().scan().call_feed(
                 &mut self.store,
                 self.scan,
@@ -105,14 +150,19 @@ impl ScanSession {
         )
         .await;
         let result = finish_call(&self.store, &self.plugin.info.id, "scan.feed", r);
+        let result = self.blame_deadline("scan.feed", result);
         runtime.outcome(&self.plugin, result, false)
     }
 
     /// Ends the log and collects the findings.
     pub async fn finish(mut self, runtime: &Runtime) -> Result<Vec<Finding>, RuntimeError> {
+        let budget = match self.budget("scan.finish") {
+            Ok(b) => b,
+            Err(e) => return runtime.outcome(&self.plugin, Err(e), true),
+        };
         begin_call(&mut self.store);
         let r = tokio::time::timeout(
-            self.timeout,
+            budget,
             self.bindings
                 .guard_plugin_detector()
                 .scan()
@@ -133,6 +183,7 @@ impl ScanSession {
             }
             Ok(kept)
         });
+        let result = self.blame_deadline("scan.finish", result);
         // Dropping the store frees the instance; the resource needs no
         // explicit drop call after the last use.
         runtime.outcome(&self.plugin, result, true)

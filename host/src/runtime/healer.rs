@@ -51,6 +51,10 @@ pub struct HealOptions {
     pub local: Option<Arc<crate::runtime::state::LocalActions>>,
     /// The platform backend, for the daemon.
     pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
+    /// Why re-runs are refused for this job now (see
+    /// [`crate::heal::planner::rerun_blocked`]); the host enforces it on every
+    /// `ci.rerun*` call, whatever the strategy declared.
+    pub rerun_refused: Option<String>,
 }
 
 /// The outcome of a heal call.
@@ -136,9 +140,12 @@ impl Runtime {
         ctx.workdir = options.workdir.clone();
         ctx.local = options.local.clone();
         ctx.backend = options.backend.clone();
+        ctx.rerun_refused = options.rerun_refused.clone();
+        ctx.reruns_left = Arc::new(std::sync::atomic::AtomicU32::new(1));
         let mut store = self.new_store(Arc::new(ctx));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
-        let result = async {
+        let deadline_ms = self.config().limits.heal_deadline_ms;
+        let heal_call = async {
             begin_call(&mut store);
             let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
             let b = finish_call(&store, &id, "instantiate", r)?;
@@ -176,8 +183,20 @@ impl Runtime {
                 },
                 Err(e) => HealOutcome::Declined(format!("{e:?}")),
             })
-        }
-        .await;
+        };
+        // One total deadline for the heal, whatever each call took.
+        let result = match tokio::time::timeout(Duration::from_millis(deadline_ms), heal_call).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(RuntimeError::Call {
+                plugin: id.clone(),
+                call: "heal".into(),
+                reason: crate::runtime::limits::Failure::Deadline {
+                    what: "heal",
+                    ms: deadline_ms,
+                },
+            }),
+        };
         self.outcome(plugin, result, true)
     }
 }

@@ -30,6 +30,14 @@ pub enum Failure {
         /// The timeout, in milliseconds.
         ms: u64,
     },
+    /// Its calls on one log (or one heal) took longer than the deadline in
+    /// all; its answer was dropped.
+    Deadline {
+        /// `scan` or `heal`.
+        what: &'static str,
+        /// The deadline, in milliseconds.
+        ms: u64,
+    },
     /// Recursion deeper than the wasm stack.
     StackOverflow,
     /// The plugin trapped (panic, unreachable, bad memory access…).
@@ -52,6 +60,10 @@ impl fmt::Display for Failure {
             Failure::Timeout { ms } => write!(
                 f,
                 "stopped after {ms} ms without returning ([limits] call_timeout_ms)"
+            ),
+            Failure::Deadline { what, ms } => write!(
+                f,
+                "passed the {what} deadline of {ms} ms in all; its answer was dropped ([limits] {what}_deadline_ms)"
             ),
             Failure::StackOverflow => {
                 f.write_str("stopped: wasm call stack exhausted (runaway recursion)")

@@ -523,6 +523,8 @@ impl Runtime {
             workdir: None,
             local: None,
             backend: None,
+            rerun_refused: None,
+            reruns_left: Arc::new(std::sync::atomic::AtomicU32::new(1)),
         })
     }
 

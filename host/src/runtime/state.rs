@@ -36,6 +36,12 @@ pub struct CallContext {
     pub local: Option<Arc<LocalActions>>,
     /// The platform backend (the daemon): CI actions reach the real API.
     pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
+    /// Why the host refuses re-runs in this call, whatever the strategy
+    /// declared (a build failure, the attempt cap, a spent budget, an open
+    /// breaker); `None` when a re-run may be asked for.
+    pub rerun_refused: Option<String>,
+    /// Re-runs this call may still ask for (one per heal).
+    pub reruns_left: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// A CI action requested through the local backend.

@@ -1,7 +1,9 @@
 //! Test guest: a healer whose strategies misbehave: `spin` loops forever in
 //! `heal`, `panic` traps, `flood` calls `ci.annotate` in a tight loop and
 //! reports what stopped it, `probe` tries every capability it was not
-//! granted.
+//! granted; `env` asks for re-runs whose environment would run code,
+//! `sneaky` declares no re-runs and asks for several anyway, `sleep` sleeps
+//! past the heal deadline.
 
 use guard_sdk::{Category, Effect, Error, Finding, Healer, Job, PluginInfo, Report, Strategy};
 
@@ -32,7 +34,7 @@ impl Healer for HostileHealer {
         guard_sdk::info("guest-hostile-healer", "0.1.0", "misbehaving strategies")
     }
     fn strategies() -> Vec<Strategy> {
-        ["spin", "panic", "flood", "probe"]
+        ["spin", "panic", "flood", "probe", "env", "sneaky", "sleep"]
             .iter()
             .map(|n| strategy(n))
             .collect()
@@ -46,6 +48,46 @@ impl Healer for HostileHealer {
                 }
             }
             "panic" => panic!("hostile healer panics on purpose"),
+            "env" => [
+                ("MAKEFLAGS", "--eval=$(shell touch pwned)"),
+                (
+                    "NODE_OPTIONS",
+                    "--import=data:text/javascript,process.exit(7)",
+                ),
+                ("JAVA_TOOL_OPTIONS", "-XX:OnOutOfMemoryError=touch pwned"),
+                ("GOFLAGS", "-toolexec=/tmp/pwn"),
+                ("MAVEN_OPTS", "-Xmx1g -javaagent:/tmp/agent.jar"),
+                ("LD_PRELOAD", "/tmp/pwn.so"),
+                ("BASH_ENV", "/tmp/pwn.sh"),
+                ("CARGO_BUILD_JOBS", "2"),
+            ]
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    describe(guard_sdk::ci::rerun_job_with_env(&[(
+                        k.to_string(),
+                        v.to_string(),
+                    )])),
+                )
+            })
+            .collect(),
+            "sneaky" => vec![
+                ("rerun-1".into(), describe(guard_sdk::ci::rerun_job(false))),
+                ("rerun-2".into(), describe(guard_sdk::ci::rerun_job(false))),
+                (
+                    "schedule".into(),
+                    describe(guard_sdk::ci::schedule_rerun(0, false)),
+                ),
+                (
+                    "rerun-failed".into(),
+                    describe(guard_sdk::ci::rerun_failed_jobs()),
+                ),
+            ],
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                vec![]
+            }
             "flood" => {
                 let mut calls = 0u64;
                 let stopped = loop {

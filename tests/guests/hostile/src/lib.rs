@@ -11,7 +11,11 @@
 //! - `escape`: `fs.read` with `..`, an absolute path and a symlink out of
 //!   its root, reporting each answer;
 //! - `boom-or-ok`: traps when a chunk contains `boom`, finds nothing otherwise;
-//! - `http URL`: GETs URL and reports the status and body (or the error).
+//! - `http URL`: GETs URL and reports the status and body (or the error);
+//! - `special`: `fs.read` of a FIFO, a socket and a directory in its root
+//!   (none may block or be read), reporting each answer;
+//! - `sleep-feed MS`: sleeps MS milliseconds in every `feed` (no CPU spent),
+//!   so only a deadline over the whole log stops it.
 
 use guard_sdk::{Category, Detector, Error, Evidence, Finding, Job, PluginInfo};
 
@@ -67,6 +71,11 @@ impl Detector for Hostile {
         Hostile { mode: job.job_name }
     }
     fn feed(&mut self, chunk: &str, _first_line: u32) {
+        if let Some(ms) = self.mode.strip_prefix("sleep-feed ") {
+            let ms: u64 = ms.parse().unwrap_or(100);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            return;
+        }
         match self.mode.as_str() {
             "loop-feed" => spin(),
             "recurse" => {
@@ -109,6 +118,18 @@ impl Detector for Hostile {
                     ],
                     "flood".into(),
                 )]
+            }
+            "special" => {
+                let facts = ["fifo", "socket", "subdir", "inside.txt"]
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.to_string(),
+                            describe(guard_sdk::fs::read("root", p, 4096)),
+                        )
+                    })
+                    .collect();
+                vec![finding(facts, "special".into())]
             }
             "escape" => {
                 let facts = [
