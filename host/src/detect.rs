@@ -39,6 +39,20 @@ pub enum DetectError {
     TooManyLines,
 }
 
+/// What the caller knows about a log besides its text.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Line templates of a passing run of the same job (see
+    /// [`locator::templates`]): error lines the passing run printed too are
+    /// discounted as evidence.
+    pub baseline: Option<HashSet<u64>>,
+    /// The job is known to have failed (the platform said so, the wrapped
+    /// command exited non-zero): the verdict is never "no failure", even
+    /// when the log has no failure marker (a log cut short, a runner that
+    /// prints none) — the locator falls back to the log's last error lines.
+    pub failed: bool,
+}
+
 /// The result of analysing one log.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -146,19 +160,19 @@ impl Analyzer {
         job: &Job,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Report, DetectError> {
-        self.analyze_with(input, job, None, progress).await
+        self.analyze_with(input, job, Known::default(), progress)
+            .await
     }
 
-    /// Analyses one log against the line templates of a passing run of the
-    /// same job (see [`locator::templates`]): error lines the passing run
-    /// printed too are discounted as evidence.
+    /// Analyses one log with what the caller knows about it (see [`Known`]).
     pub async fn analyze_with<R: BufRead>(
         &self,
         input: R,
         job: &Job,
-        baseline: Option<HashSet<u64>>,
+        known: Known,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Report, DetectError> {
+        let Known { baseline, failed } = known;
         let limits = self.runtime.config().limits.clone();
         let mut plugin_errors = Vec::new();
         let mut sessions: Vec<ScanSession> = Vec::new();
@@ -262,7 +276,7 @@ impl Analyzer {
         if let Some(until) = survived {
             findings.retain(|(_, pos)| pos.last_line > until);
         }
-        let located = locator.finish(number, survived);
+        let located = locator.finish(number, survived, failed);
         let prediction = match (&self.model, &located) {
             (Some(model), Some(at)) => model.predict(&region_tokens(at)),
             _ => None,
@@ -299,7 +313,7 @@ impl Analyzer {
             locator.line(number, &text);
         }
         Ok(locator
-            .finish(number, outcome.survived_until())
+            .finish(number, outcome.survived_until(), false)
             .map(|at| region_tokens(&at)))
     }
 

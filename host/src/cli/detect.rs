@@ -27,6 +27,10 @@ pub struct Args {
     /// discounted as evidence (the failure is in what differs).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The jobs are known to have failed (as a CI's "on failure" step
+    /// knows): a log with no failure marker still gets a verdict.
+    #[arg(long)]
+    failed: bool,
     /// Log files; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<String>,
@@ -70,7 +74,11 @@ pub async fn run(
     };
     let mut failed = false;
     for file in &args.files {
-        match analyze_one(&analyzer, file, baseline.clone()).await {
+        let known = crate::detect::Known {
+            baseline: baseline.clone(),
+            failed: args.failed,
+        };
+        match analyze_one(&analyzer, file, known).await {
             Ok(report) => {
                 if args.json {
                     let d = &report.diagnosis;
@@ -105,13 +113,13 @@ pub async fn run(
 async fn analyze_one(
     analyzer: &Analyzer,
     file: &str,
-    baseline: Option<std::collections::HashSet<u64>>,
+    known: crate::detect::Known,
 ) -> Result<Report> {
     let job = Job::local(file);
     if file == "-" {
         let stdin = std::io::stdin();
         return Ok(analyzer
-            .analyze_with(stdin.lock(), &job, baseline, &mut |_| {})
+            .analyze_with(stdin.lock(), &job, known, &mut |_| {})
             .await?);
     }
     let f = File::open(file).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
@@ -134,7 +142,7 @@ async fn analyze_one(
     });
     let reader = BufReader::with_capacity(256 * 1024, f);
     let report = analyzer
-        .analyze_with(reader, &job, baseline, &mut |n| {
+        .analyze_with(reader, &job, known, &mut |n| {
             if let Some(b) = &bar {
                 b.set_position(n);
             }

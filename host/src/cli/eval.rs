@@ -37,10 +37,22 @@ pub struct Args {
     mode: Mode,
 }
 
-async fn verdict(analyzer: &Analyzer, path: &std::path::Path, name: &str) -> Result<Verdict> {
+/// `failed`: the log is labelled as a failed job's, which the analysis is
+/// told (as the daemon and `guard exec` know it); passing logs are analysed
+/// knowing nothing, as `guard detect` would.
+async fn verdict(
+    analyzer: &Analyzer,
+    path: &std::path::Path,
+    name: &str,
+    failed: bool,
+) -> Result<Verdict> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let known = crate::detect::Known {
+        baseline: None,
+        failed,
+    };
     let report = analyzer
-        .analyze(BufReader::new(f), &Job::local(name), &mut |_| {})
+        .analyze_with(BufReader::new(f), &Job::local(name), known, &mut |_| {})
         .await
         .with_context(|| format!("analysing {}", path.display()))?;
     let d = report.diagnosis;
@@ -59,7 +71,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
     let analyzer = analyzer.with_mode(args.mode);
     let mut eval = Evaluation::default();
     for label in labels.iter().filter(|l| args.split.contains(l)) {
-        let v = verdict(&analyzer, &args.corpus.join(&label.file), &label.file).await?;
+        let v = verdict(&analyzer, &args.corpus.join(&label.file), &label.file, true).await?;
         eval.add_failing(label, v);
     }
     for path in passing_logs(&args.corpus) {
@@ -68,7 +80,7 @@ pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8>
             .unwrap_or(&path)
             .display()
             .to_string();
-        let v = verdict(&analyzer, &path, &name).await?;
+        let v = verdict(&analyzer, &path, &name, false).await?;
         eval.add_passing(v);
     }
     if args.json {

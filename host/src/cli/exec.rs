@@ -154,7 +154,16 @@ pub async fn run(
         let file = std::fs::File::open(&log_path)
             .with_context(|| format!("reading {}", log_path.display()))?;
         let report = analyzer
-            .analyze(std::io::BufReader::new(file), &job, &mut |_| {})
+            .analyze_with(
+                std::io::BufReader::new(file),
+                &job,
+                // The run failed: the verdict is never "no failure".
+                crate::detect::Known {
+                    baseline: None,
+                    failed: true,
+                },
+                &mut |_| {},
+            )
             .await?;
         let d = report.diagnosis;
         let Some(category) = d.category else {

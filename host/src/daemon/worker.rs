@@ -184,7 +184,16 @@ impl Daemon {
         let file = std::fs::File::open(&path)?;
         let report = self
             .analyzer
-            .analyze(std::io::BufReader::new(file), job, &mut |_| {})
+            .analyze_with(
+                std::io::BufReader::new(file),
+                job,
+                // The run failed: the verdict is never "no failure".
+                crate::detect::Known {
+                    baseline: None,
+                    failed: true,
+                },
+                &mut |_| {},
+            )
             .await?;
         for e in &report.plugin_errors {
             record.notes.push(format!("detector failed: {e}"));

@@ -19,6 +19,8 @@ const MAX_VOCAB: usize = 6000;
 const MAX_DOC_TOKENS: usize = 600;
 /// Additive smoothing.
 const ALPHA: f64 = 0.5;
+/// Temperature per square root of the known tokens of a document.
+const TEMPERATURE: f64 = 0.5;
 
 /// Errors loading a model.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,14 @@ impl Model {
         }
         if known.is_empty() {
             return None;
+        }
+        // Naive Bayes multiplies evidence as if every token were independent,
+        // which makes its probabilities far too sure; tempering by the
+        // square root of the tokens it read keeps the ranking and gives
+        // probabilities the thresholds can mean something against.
+        let temperature = ((known.len() as f64).sqrt() * TEMPERATURE).max(1.0);
+        for l in logp.iter_mut() {
+            *l /= temperature;
         }
         let max = logp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = logp.iter().map(|l| (l - max).exp()).sum();

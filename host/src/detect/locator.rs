@@ -250,13 +250,36 @@ impl Locator {
 
     /// Where the job died, given the log's length and the line up to which
     /// errors were survived (a later success marker).
-    pub fn finish(mut self, total_lines: u32, survived_until: Option<u32>) -> Option<Located> {
+    /// `failed` says the job is known to have failed: then a log with no
+    /// marker still gets one (its last error line, or its last line).
+    pub fn finish(
+        mut self,
+        total_lines: u32,
+        survived_until: Option<u32>,
+        failed: bool,
+    ) -> Option<Located> {
         let alive = |m: &Marker| survived_until.is_none_or(|s| m.line > s);
         if self.markers.is_empty() && self.last_step.is_none() && survived_until.is_none() {
             // No marker (a log cut short, a wrapper that prints none): a
             // strong error line among the last ones is where the job died.
-            let tail = self.tail_error();
+            let tail = self.tail_error(TAIL, TAIL_MIN_SCORE);
             self.markers.extend(tail);
+        }
+        if failed && !self.markers.iter().chain(&self.last_step).any(alive) {
+            // The job failed, whatever the log says: its last words are the
+            // evidence (errors printed before a success marker included —
+            // the success was not the end of it).
+            let fallback = self
+                .tail_error(RING, 0.1)
+                .or_else(|| self.last_line_marker());
+            return fallback.map(|marker| Located {
+                meaning: exit_meaning(
+                    None,
+                    self.killed_line.is_some(),
+                    self.timeout_line.is_some(),
+                ),
+                marker,
+            });
         }
         let mut markers: Vec<Marker> = self.markers.into_iter().filter(alive).collect();
         if let Some(m) = self.last_step.filter(alive) {
@@ -304,14 +327,29 @@ impl Locator {
 }
 
 impl Locator {
-    /// The last strong error line of the log's tail, as a step marker.
-    fn tail_error(&mut self) -> Option<Marker> {
-        let tail_start = self.ring.len().saturating_sub(TAIL);
+    /// The last line among the last `tail` ones scoring at least `min` as
+    /// an error, as a step marker with the lines before it as its region.
+    fn tail_error(&mut self, tail: usize, min: f32) -> Option<Marker> {
+        let tail_start = self.ring.len().saturating_sub(tail);
         let at = (tail_start..self.ring.len())
             .rev()
-            .find(|&i| line_score(&self.ring[i].1) >= TAIL_MIN_SCORE)?;
+            .find(|&i| line_score(&self.ring[i].1) >= min)?;
         let (line, text) = self.ring[at].clone();
         self.ring.truncate(at);
+        Some(Marker {
+            line,
+            text,
+            exit_code: None,
+            level: Level::Step,
+            region: self.region(),
+        })
+    }
+}
+
+impl Locator {
+    /// The log's last line as a marker (a failed job that printed no error).
+    fn last_line_marker(&mut self) -> Option<Marker> {
+        let (line, text) = self.ring.pop_back()?;
         Some(Marker {
             line,
             text,
@@ -599,7 +637,7 @@ mod tests {
             n = i as u32 + 1;
             l.line(n, line);
         }
-        l.finish(n, None)
+        l.finish(n, None, false)
     }
 
     #[test]
@@ -690,11 +728,38 @@ mod tests {
         let mut l = Locator::default();
         l.line(1, "exit status 1");
         l.line(2, "[INFO] BUILD SUCCESS");
-        assert!(l.finish(2, Some(2)).is_none());
+        assert!(l.finish(2, Some(2), false).is_none());
         // A step marker far from the end of a long log says nothing.
         let mut l = Locator::default();
         l.line(1, "exit status 1");
-        assert!(l.finish(1000, None).is_none());
+        assert!(l.finish(1000, None, false).is_none());
+    }
+
+    #[test]
+    fn a_job_known_to_have_failed_always_gets_a_place() {
+        let lines = [
+            "compiling",
+            "linking",
+            "error: the linker hit a snag",
+            "cleaning up",
+        ];
+        let mut l = Locator::default();
+        for (i, t) in lines.iter().enumerate() {
+            l.line(i as u32 + 1, t);
+        }
+        let at = l
+            .finish(4, None, true)
+            .expect("a failed job is never silent");
+        assert_eq!(at.marker.line, 3);
+        // Nothing error-like at all: the last line.
+        let mut l = Locator::default();
+        l.line(1, "OK (12 tests)");
+        l.line(2, "done");
+        assert_eq!(l.finish(2, Some(1), true).map(|a| a.marker.line), Some(2));
+        // Unknown outcome: no marker, no verdict.
+        let mut l = Locator::default();
+        l.line(1, "done");
+        assert!(l.finish(1, None, false).is_none());
     }
 
     #[test]
@@ -704,7 +769,7 @@ mod tests {
         l.line(1, "WARNING: cache miss error 17 for key abc");
         l.line(2, "error: the real one");
         l.line(3, "Process completed with exit code 1.");
-        let at = l.finish(3, None).expect("located");
+        let at = l.finish(3, None, false).expect("located");
         assert_eq!(at.best_lines(1)[0].line, 2);
     }
 
