@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod diagnosis;
 pub mod eval;
 pub mod locator;
+pub mod markers;
 pub mod normalize;
 pub mod outcome;
 pub mod reader;

@@ -219,8 +219,8 @@ impl Model {
         for t in unique {
             if let Some(counts) = self.vocab.get(t) {
                 known.push((t, counts));
-                for i in 0..n {
-                    logp[i] += self.token_logp(counts, i, v);
+                for (i, l) in logp.iter_mut().enumerate() {
+                    *l += self.token_logp(counts, i, v);
                 }
             }
         }
