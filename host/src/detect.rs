@@ -4,6 +4,7 @@
 //! died ([`locator`]), read the error region with the trained classifier
 //! ([`classifier`]) and combine everything into a [`Diagnosis`].
 
+pub mod baseline;
 pub mod classifier;
 pub mod diagnosis;
 pub mod eval;
@@ -203,7 +204,6 @@ impl Analyzer {
                 marked_lines.push(number);
             }
             outcome.line(number, &text);
-            locator.line(number, &text);
             if !lines.is_empty() {
                 chunk.push('\n');
             }
@@ -214,8 +214,14 @@ impl Analyzer {
             });
             chunk.push_str(&text);
             if chunk.len() >= limits.chunk_bytes {
-                self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors)
-                    .await;
+                self.flush(
+                    (&mut scan, &mut locator),
+                    &mut sessions,
+                    &chunk,
+                    &lines,
+                    &mut plugin_errors,
+                )
+                .await;
                 chunk.clear();
                 lines.clear();
             }
@@ -226,8 +232,14 @@ impl Analyzer {
         }
         progress(reader.bytes);
         if !lines.is_empty() {
-            self.flush(&mut scan, &mut sessions, &chunk, &lines, &mut plugin_errors)
-                .await;
+            self.flush(
+                (&mut scan, &mut locator),
+                &mut sessions,
+                &chunk,
+                &lines,
+                &mut plugin_errors,
+            )
+            .await;
         }
         let mut findings: Vec<(Finding, Position)> = scan
             .finish()
@@ -320,13 +332,14 @@ impl Analyzer {
 
     async fn flush(
         &self,
-        scan: &mut scanner::Scan<'_>,
+        (scan, locator): (&mut scanner::Scan<'_>, &mut locator::Locator),
         sessions: &mut Vec<ScanSession>,
         chunk: &str,
         lines: &[BlockLine],
         errors: &mut Vec<String>,
     ) {
         scan.block(chunk, lines);
+        locator.block(chunk, lines);
         if let Some(first) = lines.first() {
             self.feed_all(sessions, chunk, first.number, errors).await;
         }

@@ -211,3 +211,51 @@ async fn patterns_list_prints_every_active_rule() {
 fn regex_ok(r: &str) -> bool {
     regex::Regex::new(r).is_ok_and(|re| !re.is_match(""))
 }
+
+#[tokio::test]
+async fn guard_exec_reads_a_failure_against_the_commands_last_passing_run() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The step always prints a noisy error line; once `broken` exists it
+    // also fails for a reason of its own.
+    let script = "echo 'ERROR: mirror sync skipped, could not refresh the local index (ignored)'\n\
+                  if [ -e broken ]; then echo 'widget assembly step reports failure: gear ratio mismatch'; \
+                  echo 'ERROR: mirror sync skipped, could not refresh the local index (ignored)'; exit 3; fi\n";
+    std::fs::write(dir.path().join("step.sh"), script).unwrap();
+    let workdir = dir.path().to_str().unwrap();
+    let report = dir.path().join("report.json");
+    let exec = |report: &std::path::Path| {
+        let report = report.to_str().unwrap().to_string();
+        let workdir = workdir.to_string();
+        let d = d.to_string();
+        async move {
+            guard_cli(&[
+                "--data",
+                &d,
+                "exec",
+                "--max-attempts",
+                "1",
+                "--workdir",
+                &workdir,
+                "--report",
+                &report,
+                "--",
+                "sh",
+                "step.sh",
+            ])
+            .await
+        }
+    };
+    let (code, _, err) = exec(&report).await;
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    let (code, _, _) = exec(&report).await;
+    assert_eq!(code, 3);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let first = &r["attempts"][0]["evidence"][0]["text"];
+    assert!(
+        first.as_str().unwrap().contains("gear ratio"),
+        "the line the passing run never printed comes first: {r}"
+    );
+}

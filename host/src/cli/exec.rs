@@ -134,11 +134,31 @@ pub async fn run(
             backoff_secs: None,
             notes: Vec::new(),
         };
+        let baseline_key = crate::detect::baseline::exec_key(
+            &workdir.display().to_string(),
+            &args.command.join(" "),
+        );
         if status == 0 {
             outcome = if number == 1 { "passed" } else { "healed" };
             attempts.push(attempt);
+            // This passing run is the baseline the next failure is read against.
+            if std::fs::metadata(&log_path)
+                .is_ok_and(|m| m.len() <= crate::detect::baseline::MAX_LOG_BYTES)
+                && let Ok(bytes) = std::fs::read(&log_path)
+            {
+                let t =
+                    crate::detect::baseline::of_log(&bytes, runtime.config().limits.max_line_bytes);
+                if let Err(e) = crate::detect::baseline::put(runtime.db(), &baseline_key, &t) {
+                    tracing::warn!("cannot keep the passing run as a baseline: {e}");
+                }
+            }
             break;
         }
+        let baseline =
+            crate::detect::baseline::get(runtime.db(), &baseline_key).unwrap_or_else(|e| {
+                tracing::warn!("baseline unreadable: {e}");
+                None
+            });
         let job = Job {
             platform: Platform::Local,
             repository: workdir.display().to_string(),
@@ -159,7 +179,7 @@ pub async fn run(
                 &job,
                 // The run failed: the verdict is never "no failure".
                 crate::detect::Known {
-                    baseline: None,
+                    baseline,
                     failed: true,
                 },
                 &mut |_| {},

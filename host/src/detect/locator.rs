@@ -14,9 +14,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::markers::{
-    ExitMeaning, Level, exit_meaning, failure_marker, is_kill_message, is_timeout_message,
-};
+use super::markers::{ExitMeaning, Level, exit_meaning, failure_marker, is_kill_message};
+use super::scanner::BlockLine;
 use crate::model::Evidence;
 
 /// Lines kept before a marker to look for its error region.
@@ -137,17 +136,49 @@ impl Locator {
 
     /// Notes one normalised line.
     pub fn line(&mut self, number: u32, text: &str) {
+        self.note(number, text, true);
+    }
+
+    /// Notes a block of normalised lines joined by `\n` (as the scanner
+    /// gets them): one pass over the block finds the few lines that may be
+    /// markers, so the per-line work is a copy into the ring.
+    pub fn block(&mut self, block: &str, lines: &[BlockLine]) {
+        let mut candidates = super::markers::candidates(block).peekable();
+        for (i, l) in lines.iter().enumerate() {
+            let end = lines
+                .get(i + 1)
+                .map_or(block.len(), |n| n.start.saturating_sub(1));
+            let text = block.get(l.start..end).unwrap_or("");
+            let mut candidate = false;
+            // Fragments hold no newline: a match belongs to the line it starts on.
+            while let Some(&at) = candidates.peek() {
+                if at >= end {
+                    break;
+                }
+                candidate |= at >= l.start;
+                candidates.next();
+            }
+            self.note(l.number, text, candidate);
+        }
+    }
+
+    fn note(&mut self, number: u32, text: &str, candidate: bool) {
         let t = text.trim();
         if t.is_empty() {
             return;
         }
-        if t.len() <= MARKER_MAX_LEN {
-            if is_timeout_message(t) {
-                self.timeout_line = Some(number);
-            }
-            if is_kill_message(t) {
-                self.killed_line = Some(number);
-            }
+        let hints = if candidate && t.len() <= MARKER_MAX_LEN {
+            super::markers::hints(t)
+        } else {
+            super::markers::Hints::default()
+        };
+        if hints.timeout {
+            self.timeout_line = Some(number);
+        }
+        if hints.kill && is_kill_message(t) {
+            self.killed_line = Some(number);
+        }
+        if hints.marker {
             if let Some((level, exit_code)) = failure_marker(t) {
                 let region = self.region();
                 let marker = Marker {
@@ -167,18 +198,20 @@ impl Locator {
                 return;
             }
         }
-        if self.ring.len() == RING {
-            self.ring.pop_front();
-        }
+        // The ring's oldest line's buffer is reused: no allocation per line
+        // once the ring is full.
+        let mut s = if self.ring.len() == RING {
+            self.ring.pop_front().map(|(_, s)| s).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        s.clear();
         // Keep long lines bounded: a region line is read, not stored whole.
-        let mut s = t.to_string();
-        if s.len() > 1000 {
-            let mut cut = 1000;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
+        let mut cut = t.len().min(1000);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
         }
+        s.push_str(&t[..cut]);
         self.ring.push_back((number, s));
     }
 
@@ -534,6 +567,33 @@ mod tests {
         let mut l = Locator::default();
         l.line(1, "done");
         assert!(l.finish(1, None, false).is_none());
+    }
+
+    #[test]
+    fn blocks_and_lines_locate_the_same() {
+        let log = "a\nerror: one thing\nmake: *** [all] Error 2\nx\nThe command \"make\" exited with 2.\nz";
+        let mut by_line = Locator::default();
+        let mut starts = Vec::new();
+        let mut at = 0;
+        for (i, t) in log.split('\n').enumerate() {
+            by_line.line(i as u32 + 1, t);
+            starts.push(BlockLine {
+                number: i as u32 + 1,
+                start: at,
+                error_marker: false,
+            });
+            at += t.len() + 1;
+        }
+        let mut by_block = Locator::default();
+        by_block.block(log, &starts);
+        let (a, b) = (
+            by_line.finish(6, None, false),
+            by_block.finish(6, None, false),
+        );
+        let (a, b) = (a.expect("located"), b.expect("located"));
+        assert_eq!((a.marker.line, a.marker.exit_code), (5, Some(2)));
+        assert_eq!((b.marker.line, b.marker.exit_code), (5, Some(2)));
+        assert_eq!(a.evidence(5), b.evidence(5));
     }
 
     #[test]

@@ -3,7 +3,120 @@
 //! code (or a kill) means. Cheap string checks, no regex: they run on every
 //! line of every log.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 use crate::model::Category;
+
+/// What a line may be, from one pass of a small case-insensitive automaton
+/// over phrases every such line contains; the detailed checks then run on
+/// the few lines that can be one (this runs on every line of every log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// A failure marker (checked in detail by [`failure_marker`]).
+    pub marker: bool,
+    /// A time-limit message.
+    pub timeout: bool,
+    /// A kill (checked in detail by [`is_kill_message`]).
+    pub kill: bool,
+}
+
+const MARKER_PHRASES: &[&str] = &[
+    "exited with",
+    "exit code",
+    "exit status",
+    "] error ",
+    "finished: failure",
+    "finished: unstable",
+    "as failure",
+    "non-zero",
+    "job failed",
+];
+const TIMEOUT_PHRASES: &[&str] = &[
+    "timed out",
+    "timeout exceeded",
+    "maximum execution time",
+    "no output has been received",
+    "too long with no output",
+    "deadline exceeded",
+    "time limit",
+];
+const KILL_PHRASES: &[&str] = &["killed", "sigkill"];
+
+/// Fragments of the phrases above in the cases tools print them: a
+/// case-sensitive automaton over these runs at SIMD speed (a case-insensitive
+/// one over the phrases would cost a tenth of the whole pipeline), and only
+/// the lines it passes are lower-cased and checked phrase by phrase.
+const FRAGMENTS: &[&str] = &[
+    "exit",
+    "Exit",
+    "EXIT",
+    "rror ",
+    "RROR ",
+    "inished: ",
+    "INISHED: ",
+    "s failure",
+    "on-zero",
+    "ob failed",
+    "OB FAILED",
+    "imed out",
+    "IMED OUT",
+    "imeout",
+    "IMEOUT",
+    "aximum execution",
+    "o output",
+    "O OUTPUT",
+    "eadline",
+    "EADLINE",
+    "ime limit",
+    "IME LIMIT",
+    "illed",
+    "ILLED",
+];
+
+fn fragments() -> Option<&'static AhoCorasick> {
+    static FAST: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    FAST.get_or_init(|| AhoCorasick::new(FRAGMENTS).ok())
+        .as_ref()
+}
+
+/// The fragments as a SIMD (Teddy) searcher, where the CPU has one.
+fn packed() -> Option<&'static aho_corasick::packed::Searcher> {
+    static PACKED: OnceLock<Option<aho_corasick::packed::Searcher>> = OnceLock::new();
+    PACKED
+        .get_or_init(|| aho_corasick::packed::Searcher::new(FRAGMENTS.iter()))
+        .as_ref()
+}
+
+/// Offsets in `block` where a fragment starts, in order: the lines holding
+/// them are the only ones [`hints`] needs to see. One pass over a whole
+/// block (per-line calls would cost more than the search). Without the
+/// automaton (it cannot fail to build), every offset is a candidate.
+pub fn candidates(block: &str) -> Box<dyn Iterator<Item = usize> + '_> {
+    if let Some(p) = packed() {
+        return Box::new(p.find_iter(block).map(|m| m.start()));
+    }
+    match fragments() {
+        Some(f) => Box::new(f.find_iter(block).map(|m| m.start())),
+        None => Box::new(0..block.len()),
+    }
+}
+
+/// The [`Hints`] of a trimmed, normalised line.
+pub fn hints(t: &str) -> Hints {
+    // It cannot fail to build; if it did, every line gets the checks.
+    if fragments().is_some_and(|f| !f.is_match(t)) {
+        return Hints::default();
+    }
+    let l = t.to_ascii_lowercase();
+    let any = |phrases: &[&str]| phrases.iter().any(|p| l.contains(p));
+    Hints {
+        marker: any(MARKER_PHRASES),
+        timeout: any(TIMEOUT_PHRASES),
+        kill: any(KILL_PHRASES),
+    }
+}
 
 /// How much a failure marker says about the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,17 +266,6 @@ fn number_after(s: &str, needle: &str) -> Option<i32> {
     leading_number(&s[i + needle.len()..])
 }
 
-pub(crate) fn is_timeout_message(t: &str) -> bool {
-    let l = t.to_ascii_lowercase();
-    l.contains("timed out")
-        || l.contains("timeout exceeded")
-        || l.contains("exceeded the maximum execution time")
-        || l.contains("no output has been received")
-        || l.contains("too long with no output")
-        || l.contains("deadline exceeded")
-        || l.contains("time limit")
-}
-
 pub(crate) fn is_kill_message(t: &str) -> bool {
     // bash job control: "line 3:  1234 Killed   mvn install"; the kernel's
     // OOM report; a bare "Killed" printed by the shell.
@@ -178,6 +280,31 @@ pub(crate) fn is_kill_message(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hints_pass_every_marker() {
+        for line in [
+            "The command \"make\" exited with 2.",
+            "ERROR: Job failed: exit code 1",
+            "Finished: UNSTABLE",
+            "Build step 'Execute shell' marked build as failure",
+            "make: *** [all] Error 2",
+            "app returned a non-zero code: 3",
+            "exit status 2",
+            "Bash exited with code '1'.",
+            "🚨 Error: The command exited with status 1",
+            "Done. Your build exited with 1.",
+        ] {
+            assert!(hints(line).marker, "{line}");
+            assert!(failure_marker(line).is_some(), "{line}");
+        }
+        assert!(hints("No output has been received in the last 10m0s").timeout);
+        assert!(hints("./build.sh: line 3:  4242 Killed  mvn install").kill);
+        assert_eq!(
+            hints("[INFO] Tests run: 5, Failures: 0, Errors: 0, Time elapsed: 1 s"),
+            Hints::default()
+        );
+    }
 
     #[test]
     fn markers_of_many_ci_systems() {
