@@ -252,6 +252,7 @@ impl Analyzer {
                         last_line,
                         marked: hit.marked > 0,
                         count: hit.count,
+                        in_baseline: false,
                     },
                 )
             })
@@ -273,6 +274,7 @@ impl Analyzer {
                                 last_line,
                                 marked,
                                 count,
+                                in_baseline: false,
                             },
                         ));
                     }
@@ -280,6 +282,19 @@ impl Analyzer {
                 Err(e) => {
                     tracing::debug!(plugin = %id, "detector failed: {e}");
                     plugin_errors.push(e.to_string());
+                }
+            }
+        }
+        // What a passing run of the same job printed too did not make this
+        // one fail: such findings weigh less, and such lines leave the
+        // evidence of findings that have others.
+        if locator.has_baseline() {
+            for (f, pos) in findings.iter_mut() {
+                let seen = |e: &crate::model::Evidence| locator.in_baseline(&e.text);
+                if !f.evidence.is_empty() && f.evidence.iter().all(seen) {
+                    pos.in_baseline = true;
+                } else {
+                    f.evidence.retain(|e| !seen(e));
                 }
             }
         }

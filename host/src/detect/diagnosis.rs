@@ -19,6 +19,9 @@ pub struct Position {
     pub marked: bool,
     /// Number of matching lines.
     pub count: u32,
+    /// Every evidence line also occurs in a passing run of the same job:
+    /// it did not make this run fail.
+    pub in_baseline: bool,
 }
 
 /// A ranked finding.
@@ -139,6 +142,7 @@ pub fn diagnose(
                 last_line: loc.marker.line,
                 marked: true,
                 count: 1,
+                in_baseline: false,
             },
         ));
     }
@@ -180,7 +184,8 @@ pub fn diagnose(
                 Some((a, b)) if finding.evidence.iter().any(|e| e.line >= a && e.line <= b) => 1.25,
                 _ => 1.0,
             };
-            let score = finding.confidence * position * marker * repeats * near;
+            let baseline = if pos.in_baseline { 0.3 } else { 1.0 };
+            let score = finding.confidence * position * marker * repeats * near * baseline;
             Ranked { finding, score }
         })
         .collect();
@@ -293,12 +298,24 @@ pub fn diagnose(
     {
         facts.push(("classifier.tokens".into(), p.reasons.join(", ")));
     }
-    // Evidence far from where the job died gets the located lines beside it.
+    // The rule's lines come first; the best lines of the error region
+    // follow (a rule often matches a summary — "COMPILATION ERROR", "Tests
+    // run: 3, Failures: 1" — and the region holds the line it summarises).
     let mut evidence = best.evidence.clone();
-    if let (Some(loc), Some((a, b))) = (located, region)
-        && !evidence.iter().any(|e| e.line >= a && e.line <= b)
-    {
-        for e in loc.evidence(3) {
+    if let Some(loc) = located {
+        let far = region.is_some_and(|(a, b)| !evidence.iter().any(|e| e.line >= a && e.line <= b));
+        let extra: Vec<Evidence> = if far {
+            loc.evidence(3)
+        } else {
+            loc.best_lines(3)
+                .into_iter()
+                .map(|l| Evidence {
+                    line: l.line,
+                    text: l.text.clone(),
+                })
+                .collect()
+        };
+        for e in extra {
             if !evidence.iter().any(|x| x.line == e.line) {
                 evidence.push(e);
             }
@@ -411,6 +428,7 @@ mod tests {
                 last_line: 10,
                 marked: false,
                 count: 1,
+                in_baseline: false,
             },
         );
         let late = (
@@ -419,6 +437,7 @@ mod tests {
                 last_line: 990,
                 marked: true,
                 count: 1,
+                in_baseline: false,
             },
         );
         let d = diagnose(vec![early, late], 1000, Context::default());

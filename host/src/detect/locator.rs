@@ -134,6 +134,18 @@ impl Locator {
         }
     }
 
+    /// Whether a baseline was given.
+    pub fn has_baseline(&self) -> bool {
+        self.baseline.is_some()
+    }
+
+    /// Whether `text`'s template occurs in the baseline.
+    pub fn in_baseline(&self, text: &str) -> bool {
+        self.baseline
+            .as_ref()
+            .is_some_and(|b| b.contains(&template_hash(text.trim())))
+    }
+
     /// Notes one normalised line.
     pub fn line(&mut self, number: u32, text: &str) {
         self.note(number, text, true);
@@ -383,7 +395,12 @@ const TAIL_MIN_SCORE: f32 = 4.5;
 /// How much a line looks like an error. Zero for lines that say nothing.
 pub fn line_score(text: &str) -> f32 {
     let t = text.trim();
-    if t.len() < 3 {
+    // A tool's error prefix with nothing after it says nothing.
+    let bare = t
+        .trim_start_matches(['[', ']', ' '])
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+        .trim_start_matches([']', ':', ' ']);
+    if t.len() < 3 || bare.is_empty() {
         return 0.0;
     }
     let l = t.to_ascii_lowercase();
@@ -446,6 +463,20 @@ pub fn line_score(text: &str) -> f32 {
     }
     if l.contains("warning") || l.contains("deprecat") {
         s *= 0.4;
+    }
+    // Advice a tool prints after its error ("re-run with -X", "for more
+    // information see …", "[Help 1]") repeats error words but explains nothing.
+    if l.contains("re-run")
+        || l.contains("for more information")
+        || l.contains("full stack trace")
+        || l.contains("[help")
+        || l.contains("see the")
+        || l.contains("to see ")
+        || l.contains("enable debug")
+        || l.contains("--stacktrace")
+        || l.contains("--debug")
+    {
+        s *= 0.2;
     }
     // Lines a tool prints as its error (prefix) weigh more than prose.
     if l.starts_with("error")
@@ -615,5 +646,12 @@ mod tests {
         assert_eq!(line_score("Tests run: 10, 0 failures"), 0.0);
         assert_eq!(line_score("$ make test"), 0.0);
         assert_eq!(line_score("Compiling foo v1"), 0.0);
+        assert_eq!(line_score("[ERROR] "), 0.0);
+        assert!(
+            line_score("[ERROR] Re-run Maven using the -X switch to enable full debug logging.")
+                < line_score(
+                    "[ERROR] /src/A.java:[3,4] incompatible types: int cannot be converted"
+                )
+        );
     }
 }
