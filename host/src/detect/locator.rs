@@ -190,25 +190,25 @@ impl Locator {
         if hints.kill && is_kill_message(t) {
             self.killed_line = Some(number);
         }
-        if hints.marker {
-            if let Some((level, exit_code)) = failure_marker(t) {
-                let region = self.region();
-                let marker = Marker {
-                    line: number,
-                    text: t.to_string(),
-                    exit_code,
-                    level,
-                    region,
-                };
-                // The region of the next marker starts after this one.
-                self.ring.clear();
-                if self.markers.len() < MAX_MARKERS {
-                    self.markers.push(marker);
-                } else {
-                    self.last_step = Some(marker);
-                }
-                return;
+        if hints.marker
+            && let Some((level, exit_code)) = failure_marker(t)
+        {
+            let region = self.region();
+            let marker = Marker {
+                line: number,
+                text: t.to_string(),
+                exit_code,
+                level,
+                region,
+            };
+            // The region of the next marker starts after this one.
+            self.ring.clear();
+            if self.markers.len() < MAX_MARKERS {
+                self.markers.push(marker);
+            } else {
+                self.last_step = Some(marker);
             }
+            return;
         }
         // The ring's oldest line's buffer is reused: no allocation per line
         // once the ring is full.
