@@ -139,6 +139,13 @@ async fn a_detector_slow_in_every_call_is_stopped_by_the_scan_deadline() {
     );
     // The verdict goes on without it, and the failure counts toward quarantine.
     assert_eq!(r.diagnosis.category, Some(Category::Network));
+    // Each detector's deadline counts its own time: the honest one, which
+    // waited for the slow one, is not cut off.
+    assert!(
+        !r.plugin_errors.iter().any(|e| e.contains("detect-tests")),
+        "{:?}",
+        r.plugin_errors
+    );
     let hostile = rt
         .plugins_of(PluginKind::Detector)
         .find(|p| p.id() == "guest-hostile")

@@ -23,8 +23,10 @@ pub struct ScanSession {
     scan: ResourceAny,
     timeout: Duration,
     max_findings: usize,
-    /// When this detector's time on the log is up.
-    deadline: tokio::time::Instant,
+    /// Time this detector may spend on the log in all (its own calls only:
+    /// a slow neighbour does not use up its time) and what it has spent.
+    deadline: Duration,
+    spent: Duration,
     deadline_ms: u64,
 }
 
@@ -52,7 +54,7 @@ impl Runtime {
         plugin.check_quarantine()?;
         let id = plugin.info.id.clone();
         let deadline_ms = self.config().limits.scan_deadline_ms;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+        let deadline = Duration::from_millis(deadline_ms);
         let mut store = self.new_store(self.context(plugin, Some(job.clone()), false));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {
@@ -82,6 +84,7 @@ impl Runtime {
             timeout,
             max_findings: self.config().limits.max_findings,
             deadline,
+            spent: Duration::ZERO,
             deadline_ms,
         })
     }
@@ -96,9 +99,7 @@ impl ScanSession {
     /// Time the next call may take: the call timeout, cut to what is left
     /// of the scan's deadline; an error once the deadline has passed.
     fn budget(&self, call: &str) -> Result<Duration, RuntimeError> {
-        let left = self
-            .deadline
-            .saturating_duration_since(tokio::time::Instant::now());
+        let left = self.deadline.saturating_sub(self.spent);
         if left.is_zero() {
             return Err(self.deadline_error(call));
         }
@@ -122,7 +123,7 @@ impl ScanSession {
             Err(RuntimeError::Call {
                 reason: Failure::Timeout { .. },
                 ..
-            }) if tokio::time::Instant::now() >= self.deadline => Err(self.deadline_error(call)),
+            }) if self.spent >= self.deadline => Err(self.deadline_error(call)),
             other => other,
         }
     }
@@ -139,6 +140,7 @@ impl ScanSession {
             Err(e) => return runtime.outcome(&self.plugin, Err(e), false),
         };
         begin_call(&mut self.store);
+        let started = tokio::time::Instant::now();
         let r = tokio::time::timeout(
             budget,
             self.bindings.guard_plugin_detector().scan().call_feed(
@@ -149,6 +151,7 @@ impl ScanSession {
             ),
         )
         .await;
+        self.spent += started.elapsed();
         let result = finish_call(&self.store, &self.plugin.info.id, "scan.feed", r);
         let result = self.blame_deadline("scan.feed", result);
         runtime.outcome(&self.plugin, result, false)
@@ -161,6 +164,7 @@ impl ScanSession {
             Err(e) => return runtime.outcome(&self.plugin, Err(e), true),
         };
         begin_call(&mut self.store);
+        let started = tokio::time::Instant::now();
         let r = tokio::time::timeout(
             budget,
             self.bindings
@@ -169,6 +173,7 @@ impl ScanSession {
                 .call_finish(&mut self.store, self.scan),
         )
         .await;
+        self.spent += started.elapsed();
         let id = self.plugin.info.id.clone();
         let result = finish_call(&self.store, &id, "scan.finish", r).and_then(|findings| {
             if findings.len() > self.max_findings {
