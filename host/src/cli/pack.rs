@@ -163,6 +163,15 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 p.info.description
             )?;
             writeln!(out, "  sha256 {}  {} bytes", p.sha256, p.size)?;
+            if let Some(m) = &p.model {
+                writeln!(
+                    out,
+                    "  classifier model: {} classes, {} tokens, trained on {} documents",
+                    m.classes.len(),
+                    m.vocab.len(),
+                    m.documents()
+                )?;
+            }
             writeln!(out, "  signature: {sig}")?;
             writeln!(out, "  {} rules:", p.rules.len())?;
             for r in &p.rules {
