@@ -12,8 +12,9 @@ const TREE: &str = "baselines";
 /// Templates kept per baseline (a passing log of a few hundred thousand
 /// distinct lines says little more than its first ones).
 const MAX_TEMPLATES: usize = 200_000;
-/// Passing logs larger than this are not kept as baselines.
-pub const MAX_LOG_BYTES: u64 = 64 << 20;
+/// Passing logs larger than this are not kept as baselines (the log is read
+/// whole to take its templates; a baseline of its first part would mislead).
+pub const MAX_LOG_BYTES: u64 = 16 << 20;
 
 /// The baseline key of a local command.
 pub fn exec_key(workdir: &str, command: &str) -> String {
