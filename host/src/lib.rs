@@ -24,6 +24,7 @@ pub mod pack;
 pub mod platform;
 pub mod runtime;
 pub mod server;
+pub mod status;
 pub mod store;
 
 /// The standard plugins, built from `plugins/` by `build.rs`.

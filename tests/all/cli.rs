@@ -129,3 +129,42 @@ async fn shell_completions_cover_every_subcommand() {
     }
     assert!(guard::cli::parse_args(["guard", "completions", "tcsh"]).is_err());
 }
+
+/// Layers run one way: `cli` drives the library, and no library module
+/// (daemon, server, detect, heal, …) imports `cli`. Logic two drivers need
+/// lives in the library once.
+#[test]
+fn no_library_module_imports_cli() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../host/src"));
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    assert!(files.len() > 30, "host/src has {} files", files.len());
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|p| {
+            let rel = p.strip_prefix(&src).unwrap();
+            !(rel.starts_with("cli")
+                || rel == std::path::Path::new("cli.rs")
+                || rel == std::path::Path::new("main.rs"))
+        })
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains("crate::cli::") || text.contains("use crate::cli")
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "library modules importing cli: {offenders:?}"
+    );
+}

@@ -190,8 +190,11 @@ pub async fn run(
             // Nothing explains it: remember its failure line as a candidate
             // template (guard patterns candidates).
             if let Ok(bytes) = std::fs::read(&log_path)
-                && let Ok(Some(c)) =
-                    super::patterns::mine_log(runtime.db(), &args.command.join(" "), &bytes)
+                && let Ok(Some(c)) = crate::learn::candidates::mine_log(
+                    runtime.db(),
+                    &args.command.join(" "),
+                    &bytes,
+                )
             {
                 attempt.notes.push(format!(
                     "unexplained failure recorded as candidate {}",

@@ -228,7 +228,7 @@ pub async fn run(
                     explained += 1;
                     continue;
                 }
-                if let Some(c) = mine_log(runtime.db(), &name, &bytes)? {
+                if let Some(c) = crate::learn::candidates::mine_log(runtime.db(), &name, &bytes)? {
                     writeln!(
                         out,
                         "{name}: candidate {} ({}×): {}",
@@ -342,22 +342,4 @@ pub async fn run(
             }
         }
     }
-}
-
-/// Adds the best failure line of an unexplained failed log to the candidates.
-pub fn mine_log(
-    db: &crate::store::Store,
-    source: &str,
-    bytes: &[u8],
-) -> Result<Option<crate::learn::candidates::Candidate>> {
-    let lines = crate::detect::normalize::normalized_lines(bytes, 8192);
-    let Some((n, line)) = crate::learn::generalize::best_line(
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (i as u32 + 1, t.as_str())),
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(crate::learn::candidates::add(db, source, n, line)?))
 }

@@ -7,14 +7,9 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::Global;
-use crate::config::Config;
-use crate::daemon::queue::{Queue, QueuedEvent};
-use crate::heal::{breaker, budget, stats};
-use crate::store::now_ms;
-use crate::store::{Store, StoreError};
+use crate::status::{Status, collect};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,104 +19,6 @@ pub struct Args {
     /// Ask a running daemon (e.g. http://127.0.0.1:8700) instead of opening the database.
     #[arg(long)]
     server: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BreakerView {
-    repository: String,
-    job: String,
-    strategy: String,
-    state: breaker::State,
-    consecutive_failures: u32,
-    successes: u32,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BudgetView {
-    repository: String,
-    job: String,
-    commit: String,
-    used: u32,
-    max: u32,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StatView {
-    category: String,
-    strategy: String,
-    successes: u32,
-    failures: u32,
-}
-
-/// What `guard status` shows.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Status {
-    /// Circuit breakers.
-    pub breakers: Vec<BreakerView>,
-    /// Budgets per job per commit.
-    pub budgets: Vec<BudgetView>,
-    /// Strategy outcomes.
-    pub stats: Vec<StatView>,
-    /// Security events recorded.
-    pub security_events: usize,
-    /// Events waiting in the daemon's queue.
-    #[serde(default)]
-    pub queue_depth: usize,
-    /// Events processed by the daemon.
-    #[serde(default)]
-    pub jobs_processed: usize,
-    /// Events given up after repeated failures.
-    #[serde(default)]
-    pub dead_letters: Vec<QueuedEvent>,
-}
-
-/// Reads the status from `db`.
-pub fn collect(config: &Config, db: &Store) -> Result<Status, StoreError> {
-    let now = now_ms();
-    let breakers = breaker::all(db)?
-        .into_iter()
-        .map(|(k, b)| BreakerView {
-            repository: k.first().cloned().unwrap_or_default(),
-            job: k.get(1).cloned().unwrap_or_default(),
-            strategy: k.get(2).cloned().unwrap_or_default(),
-            state: b.state(now),
-            consecutive_failures: b.failures,
-            successes: b.successes,
-        })
-        .collect();
-    let max = config
-        .heal
-        .max_retries_per_job
-        .min(crate::config::HARD_MAX_RETRIES_PER_JOB);
-    let budgets = budget::all_jobs(db)?
-        .into_iter()
-        .map(|(repository, job, commit, used)| BudgetView {
-            repository,
-            job,
-            commit,
-            used,
-            max,
-        })
-        .collect();
-    let stats = stats::all(db)?
-        .into_iter()
-        .map(|(category, strategy, o)| StatView {
-            category,
-            strategy,
-            successes: o.successes,
-            failures: o.failures,
-        })
-        .collect();
-    let queue = Queue::open(db)?;
-    Ok(Status {
-        breakers,
-        budgets,
-        stats,
-        security_events: db.security_events(10_000)?.len(),
-        queue_depth: queue.depth(),
-        jobs_processed: queue.jobs_count(),
-        dead_letters: queue.dead_letters(50)?,
-    })
 }
 
 pub async fn run(global: &Global, args: Args, out: &mut dyn Write) -> Result<u8> {

@@ -214,7 +214,7 @@ impl Daemon {
                 .inc();
             if let Ok(bytes) = std::fs::read(&path)
                 && let Ok(Some(c)) =
-                    crate::cli::patterns::mine_log(self.runtime.db(), &job.job_name, &bytes)
+                    crate::learn::candidates::mine_log(self.runtime.db(), &job.job_name, &bytes)
             {
                 record.notes.push(format!(
                     "unexplained failure recorded as candidate {}",

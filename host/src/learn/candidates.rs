@@ -164,6 +164,25 @@ pub fn remove(store: &Store, id: &str) -> Result<bool, StoreError> {
     store.remove_json(TREE, id)
 }
 
+/// Adds the best failure line of an unexplained failed log to the
+/// candidates (`guard exec` and the daemon both mine what nothing explains).
+pub fn mine_log(
+    store: &Store,
+    source: &str,
+    bytes: &[u8],
+) -> Result<Option<Candidate>, StoreError> {
+    let lines = crate::detect::normalize::normalized_lines(bytes, 8192);
+    let Some((n, line)) = super::generalize::best_line(
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as u32 + 1, t.as_str())),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(add(store, source, n, line)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

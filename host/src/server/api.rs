@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, error};
-use crate::cli::status::collect;
 use crate::heal::breaker;
 use crate::model::Job;
+use crate::status::collect;
 use crate::store::now_ms;
 
 /// The 401 response when the API token is required and missing or wrong.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::cli::status::collect;
+use crate::status::collect;
 use crate::store::now_ms;
 
 const INDEX: &str = include_str!("dashboard/index.html");
