@@ -1,4 +1,4 @@
-//! The daemon end to end: real webhook payloads from ../shared/fixtures in,
+//! The daemon end to end: real webhook payloads from tests/data/fixtures in,
 //! a loopback fake of each platform's API out.
 
 use std::sync::Arc;

@@ -128,35 +128,31 @@ impl PluginState {
     /// same category rule, attempt cap, budget and breaker as one that
     /// declared them, and one heal gets one re-run.
     fn gate_rerun(&mut self, action: CiAction) -> Result<(), Error> {
-        if let Some(why) = self.ctx.rerun_refused.clone() {
-            let message = format!("ci.{} refused for this job: {why}", action.name());
-            let subject = format!("ci.{}", action.name());
-            return Err(self.refuse(
-                "rerun-refused",
-                &subject,
-                (&subject, "call refused"),
-                message,
-            ));
+        let refused = match self.ctx.rerun_refused.clone() {
+            Some(why) => Some(format!("ci.{} refused for this job: {why}", action.name())),
+            None => self
+                .ctx
+                .reruns_left
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_err()
+                .then(|| "one heal may ask for one re-run; this one already did".to_string()),
+        };
+        match refused {
+            Some(message) => {
+                let subject = format!("ci.{}", action.name());
+                Err(self.refuse(
+                    "rerun-refused",
+                    &subject,
+                    (&subject, "call refused"),
+                    message,
+                ))
+            }
+            None => Ok(()),
         }
-        let left = &self.ctx.reruns_left;
-        if left
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_err()
-        {
-            let message = "one heal may ask for one re-run; this one already did".to_string();
-            let subject = format!("ci.{}", action.name());
-            return Err(self.refuse(
-                "rerun-refused",
-                &subject,
-                (&subject, "call refused"),
-                message,
-            ));
-        }
-        Ok(())
     }
 }
 
