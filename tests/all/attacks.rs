@@ -45,15 +45,6 @@ async fn scan(rt: &Arc<Runtime>, mode: &str, log: &str) -> Report {
     .unwrap()
 }
 
-fn facts_of(r: &Report) -> Vec<(String, String)> {
-    r.diagnosis
-        .findings
-        .iter()
-        .find(|f| f.finding.rule == "hostile.report")
-        .map(|f| f.finding.facts.clone())
-        .unwrap_or_default()
-}
-
 fn get(facts: &[(String, String)], k: &str) -> String {
     facts
         .iter()
@@ -87,7 +78,7 @@ async fn special_files_in_an_fs_root_never_block_and_are_never_read() {
     );
     let rt = runtime_with(cfg, &[guests::GUEST_HOSTILE]).await;
     let r = scan(&rt, "special", "x\n").await;
-    let facts = facts_of(&r);
+    let facts = crate::hostile::facts(&r);
     assert_eq!(
         get(&facts, "inside.txt"),
         "ok",

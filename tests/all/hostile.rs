@@ -43,7 +43,8 @@ fn hostile_error(r: &Report) -> String {
         .unwrap_or_default()
 }
 
-fn facts(r: &Report) -> Vec<(String, String)> {
+/// The facts the hostile guest reports about what it tried.
+pub fn facts(r: &Report) -> Vec<(String, String)> {
     r.diagnosis
         .findings
         .iter()

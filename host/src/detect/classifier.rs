@@ -115,10 +115,20 @@ impl Model {
             .iter()
             .map(|(t, _)| ((*t).to_string(), counts[t].clone()))
             .collect();
+        Model::from_counts(classes, docs, vocab, false)
+    }
+
+    /// A model of these counts; the per-class totals follow from the vocabulary.
+    fn from_counts(
+        classes: Vec<Category>,
+        docs: Vec<u32>,
+        vocab: BTreeMap<String, Vec<u32>>,
+        standalone: bool,
+    ) -> Model {
         let mut totals = vec![0u64; classes.len()];
         for v in vocab.values() {
-            for (i, n) in v.iter().enumerate() {
-                totals[i] += u64::from(*n);
+            for (i, c) in v.iter().enumerate() {
+                totals[i] += u64::from(*c);
             }
         }
         Model {
@@ -127,7 +137,7 @@ impl Model {
             docs,
             totals,
             vocab,
-            standalone: false,
+            standalone,
         }
     }
 
@@ -157,20 +167,7 @@ impl Model {
                 }
             }
         }
-        let mut totals = vec![0u64; n];
-        for v in vocab.values() {
-            for (i, c) in v.iter().enumerate() {
-                totals[i] += u64::from(*c);
-            }
-        }
-        Model {
-            format: FORMAT.into(),
-            classes,
-            docs,
-            totals,
-            vocab,
-            standalone: self.standalone || other.standalone,
-        }
+        Model::from_counts(classes, docs, vocab, self.standalone || other.standalone)
     }
 
     /// Parses and checks a model.
