@@ -39,13 +39,13 @@ macro_rules! {name} {{
             world: "{world}",
             runtime_path: "::guard_sdk::__wit_bindgen::rt",
             with: {{
-                "guard:plugin/types@0.1.1": ::guard_sdk::bindings::guard::plugin::types,
-                "guard:plugin/log@0.1.1": ::guard_sdk::bindings::guard::plugin::log,
-                "guard:plugin/kv@0.1.1": ::guard_sdk::bindings::guard::plugin::kv,
-                "guard:plugin/ci@0.1.1": ::guard_sdk::bindings::guard::plugin::ci,
-                "guard:plugin/exec@0.1.1": ::guard_sdk::bindings::guard::plugin::exec,
-                "guard:plugin/http@0.1.1": ::guard_sdk::bindings::guard::plugin::http,
-                "guard:plugin/fs@0.1.1": ::guard_sdk::bindings::guard::plugin::fs,
+                "guard:plugin/types@0.1.2": ::guard_sdk::bindings::guard::plugin::types,
+                "guard:plugin/log@0.1.2": ::guard_sdk::bindings::guard::plugin::log,
+                "guard:plugin/kv@0.1.2": ::guard_sdk::bindings::guard::plugin::kv,
+                "guard:plugin/ci@0.1.2": ::guard_sdk::bindings::guard::plugin::ci,
+                "guard:plugin/exec@0.1.2": ::guard_sdk::bindings::guard::plugin::exec,
+                "guard:plugin/http@0.1.2": ::guard_sdk::bindings::guard::plugin::http,
+                "guard:plugin/fs@0.1.2": ::guard_sdk::bindings::guard::plugin::fs,
             }},
         }});
     }};

@@ -248,6 +248,10 @@ pub struct Limits {
     pub scan_deadline_ms: u64,
     /// Wall-clock time one heal may take in all (instantiate and `heal`).
     pub heal_deadline_ms: u64,
+    /// Wall-clock cap on one narrowed re-run of the user's own tests
+    /// (`exec.rerun-tests` under `guard exec`); a heal that makes one gets
+    /// this much more time.
+    pub test_rerun_ms: u64,
     /// Findings kept per detector per log.
     pub max_findings: usize,
     /// Bytes kept per log line (longer lines are cut).
@@ -266,6 +270,7 @@ impl Default for Limits {
             call_timeout_ms: 10_000,
             scan_deadline_ms: 30_000,
             heal_deadline_ms: 60_000,
+            test_rerun_ms: 600_000,
             max_findings: 200,
             max_line_bytes: 8 * 1024,
             chunk_bytes: 256 * 1024,
@@ -320,6 +325,7 @@ impl Config {
             || l.call_timeout_ms == 0
             || l.scan_deadline_ms == 0
             || l.heal_deadline_ms == 0
+            || l.test_rerun_ms == 0
             || l.chunk_bytes < 1024
             || l.max_line_bytes < 80
         {
@@ -526,6 +532,7 @@ cpu_ms = 2000             # CPU time per call (epoch interruption)
 call_timeout_ms = 10000   # wall-clock time per call, host calls included
 scan_deadline_ms = 30000  # all calls of one detector on one log; then its answer is dropped
 heal_deadline_ms = 60000  # one heal in all (instantiate + heal)
+test_rerun_ms = 600000    # one re-run of the user's failed tests under guard exec (heal clocks grow by it)
 max_findings = 200        # findings kept per detector per log
 max_line_bytes = 8192     # longer log lines are cut
 chunk_bytes = 262144      # log bytes per detector feed call

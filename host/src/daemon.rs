@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::detect::Analyzer;
-use crate::heal::planner::StrategyCache;
+use crate::heal::Session;
 use crate::metrics::{self, labels};
 use crate::platform::Platforms;
 use crate::runtime::Runtime;
@@ -41,8 +41,8 @@ pub struct Daemon {
     pub schedule: Schedule,
     /// Record what would be done; do nothing.
     pub dry_run: bool,
-    /// Strategies offered by the healers (asked once).
-    strategies: tokio::sync::Mutex<StrategyCache>,
+    /// Diagnosis and healing, shared with `guard exec`.
+    session: Session,
     /// Wakes the dispatcher (new events).
     pub wake: Arc<Notify>,
     /// Tells the dispatcher and scheduler to stop.
@@ -69,14 +69,15 @@ impl Daemon {
         let pruned = queue.prune_deliveries(runtime.config().server.dedupe_days)?;
         let old = queue.prune_jobs(runtime.config().server.retention_days)?;
         tracing::debug!("forgot {pruned} old delivery ids and {old} old job records");
+        let analyzer = Arc::new(analyzer);
         Ok(Arc::new(Daemon {
+            session: Session::new(runtime.clone(), analyzer.clone(), dry_run),
             runtime,
-            analyzer: Arc::new(analyzer),
+            analyzer,
             platforms,
             queue,
             schedule,
             dry_run,
-            strategies: tokio::sync::Mutex::new(StrategyCache::default()),
             wake: Arc::new(Notify::new()),
             stop: tokio::sync::watch::channel(false).0,
             busy: Mutex::new(HashSet::new()),

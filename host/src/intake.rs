@@ -71,7 +71,7 @@ impl EventKind {
                 platform_name(job.platform),
                 job.api_id.as_deref().unwrap_or(&job.repository),
                 job.job_id,
-                job.attempt
+                run_attempt(job)
             ),
             EventKind::RunFailed { run } => format!(
                 "fact:{}:{}:run:{}:{}",
@@ -89,6 +89,20 @@ impl EventKind {
             EventKind::JobCompleted { job, .. } => job,
             EventKind::RunFailed { run } => run,
         }
+    }
+}
+
+/// The attempt as part of a job run's identity in [`EventKind::fact_key`].
+/// GitLab gives every retry a new job id, so there the job id alone names
+/// the run; and only the Job Hook says how many retries came before
+/// (`retries_count`), the Pipeline Hook's `builds[]` do not, yet both must
+/// name the run alike. So GitLab's key always says 1 (the key of a first
+/// attempt is unchanged) while the job keeps its `attempt` for the heal
+/// budget. Elsewhere the attempt stays in the key as it always was.
+fn run_attempt(job: &Job) -> u32 {
+    match job.platform {
+        Platform::Gitlab => 1,
+        Platform::Github | Platform::Jenkins | Platform::Local => job.attempt,
     }
 }
 
@@ -171,6 +185,80 @@ mod tests {
         assert!(secret_eq(b"s3cret", b"s3cret"));
         assert!(!secret_eq(b"s3cre", b"s3cret"));
         assert!(!secret_eq(b"", b"s3cret"));
+    }
+
+    /// A failed GitLab Job Hook from the fixture, as GitLab sends it for
+    /// a retried job (`retries_count: 1`, a new job id).
+    fn job_hook() -> Vec<u8> {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/fixtures/gitlab/build.json"))
+                .unwrap();
+        v["build_status"] = "failed".into();
+        v["retries_count"] = 1.into();
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    /// The fixture's Pipeline Hook, failed, listing the Job Hook's job
+    /// (same project, same job id) as failed: `builds[]` have no retries.
+    fn pipeline_hook() -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/data/fixtures/gitlab/pipeline.json"
+        ))
+        .unwrap();
+        v["object_attributes"]["status"] = "failed".into();
+        v["object_attributes"]["id"] = 2366.into();
+        v["project"]["id"] = 380.into();
+        v["builds"][0]["id"] = 1977.into();
+        v["builds"][0]["status"] = "failed".into();
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn parse_gitlab(uuid: &str, body: &[u8]) -> Parsed {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-gitlab-token", "t".parse().unwrap());
+        h.insert("x-gitlab-event-uuid", uuid.parse().unwrap());
+        gitlab::parse(&h, body, Some("t")).unwrap()
+    }
+
+    #[test]
+    fn a_retried_gitlab_job_is_one_fact_from_its_job_and_pipeline_hooks() {
+        let job = parse_gitlab("u-job", &job_hook());
+        let pipeline = parse_gitlab("u-pipeline", &pipeline_hook());
+        assert_ne!(job.delivery, pipeline.delivery);
+        assert_eq!(job.events.len(), 1);
+        let same: Vec<&EventKind> = pipeline
+            .events
+            .iter()
+            .filter(|e| e.job().job_id == "1977")
+            .collect();
+        assert_eq!(same.len(), 1, "{:?}", pipeline.events);
+        assert_eq!(job.events[0].fact_key(), same[0].fact_key());
+        // The Job Hook's attempt is kept for the heal budget.
+        assert_eq!(job.events[0].job().attempt, 2);
+        assert_eq!(same[0].job().attempt, 1);
+        // The retry before it (another job id) is another fact.
+        let mut first: serde_json::Value = serde_json::from_slice(&job_hook()).unwrap();
+        first["build_id"] = 1976.into();
+        first["retries_count"] = 0.into();
+        let first = parse_gitlab("u-first", &serde_json::to_vec(&first).unwrap());
+        assert_ne!(first.events[0].fact_key(), job.events[0].fact_key());
+    }
+
+    #[test]
+    fn the_attempt_still_tells_github_runs_apart() {
+        let job = |attempt: u32| EventKind::JobCompleted {
+            job: Job {
+                platform: Platform::Github,
+                repository: "o/r".into(),
+                run_id: "1".into(),
+                job_id: "2".into(),
+                attempt,
+                ..Job::default()
+            },
+            status: JobStatus::Failed,
+        };
+        assert_eq!(job(1).fact_key(), "fact:github:o/r:2:1:Failed");
+        assert_ne!(job(1).fact_key(), job(2).fact_key());
     }
 
     #[test]

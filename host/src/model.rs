@@ -113,7 +113,9 @@ pub struct Job {
     /// Link to the job.
     pub url: Option<String>,
     /// How the platform's API names the repository when that differs from
-    /// `repository` (GitLab's numeric project id).
+    /// `repository` (GitLab's numeric project id; Jenkins' job path as its
+    /// URLs spell it, `job/p/job/feature%252Fx`, while `repository` is the
+    /// name people read, `p/feature/x`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
 }

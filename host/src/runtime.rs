@@ -19,10 +19,10 @@ pub use loader::{Plugin, PluginKind, PluginSource, Runtime};
 /// The WIT package version this host serves. Before 1.0 a component built
 /// against the same minor and an older or equal patch loads (patches only
 /// add host functions, and wasmtime's linker resolves `@0.1.0` imports to
-/// the `@0.1.1` definitions); anything else is refused naming both versions.
+/// the `@0.1.2` definitions); anything else is refused naming both versions.
 /// `tests/wit-0.1.0/` keeps the released 0.1.0 contract for the test that
 /// proves it.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Errors from loading or calling plugins.
 #[derive(Debug, thiserror::Error)]

@@ -127,8 +127,22 @@ pub mod ci {
 /// }
 /// # Ok::<(), guard_sdk::Error>(())
 /// ```
+///
+/// Under `guard exec`, the user's own test command can be re-run narrowed
+/// to the failed tests without any grant (guard:plugin 0.1.2):
+///
+/// ```no_run
+/// if guard_sdk::exec::wrapped_command().is_some() {
+///     let rerun = guard_sdk::exec::rerun_tests(&["tests/test_api.py::test_login".to_string()])?;
+///     let flaky = rerun.output.status == 0;
+///     # let _ = flaky;
+/// }
+/// # Ok::<(), guard_sdk::Error>(())
+/// ```
 pub mod exec {
-    pub use crate::bindings::guard::plugin::exec::{Output, run};
+    pub use crate::bindings::guard::plugin::exec::{
+        Output, TestRerun, rerun_tests, run, wrapped_command,
+    };
 }
 
 /// HTTP requests to allow-listed hosts (grant `http:<host>`).

@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use guard::caps::ci::Rerun;
 use guard::config::{Config, Limits, PluginConfig};
 use guard::detect::{Analyzer, Report};
+use guard::heal::local::LocalBackend;
 use guard::heal::planner::{self, Target};
 use guard::model::{Category, Finding, Job};
 use guard::runtime::healer::{HealOptions, HealOutcome};
-use guard::runtime::state::{LocalActions, LocalRequest};
 use guard::runtime::{PluginKind, PluginSource, Runtime};
 
 use crate::daemon::NET_LOG;
@@ -164,16 +165,16 @@ async fn heal(
     rerun_refused: Option<String>,
 ) -> (
     Result<HealOutcome, guard::runtime::RuntimeError>,
-    Vec<LocalRequest>,
+    Option<Rerun>,
 ) {
     let healer = rt
         .plugins_of(PluginKind::Healer)
         .find(|p| p.id() == "guest-hostile-healer")
         .unwrap()
         .clone();
-    let local = Arc::new(LocalActions::default());
+    let local = Arc::new(LocalBackend::new(0));
     let options = HealOptions {
-        local: Some(local.clone()),
+        backend: Some(local.clone()),
         rerun_refused,
         ..HealOptions::default()
     };
@@ -186,7 +187,7 @@ async fn heal(
             &options,
         )
         .await;
-    (r, local.take())
+    (r, guard::caps::ci::CiBackend::rerun(&*local))
 }
 
 async fn healer_runtime(limits: Limits) -> Arc<Runtime> {
@@ -227,10 +228,10 @@ async fn a_rerun_grant_never_carries_code_in_the_environment() {
     assert_eq!(get(&facts, "CARGO_BUILD_JOBS"), "ok");
     assert_eq!(
         requests,
-        vec![LocalRequest::Rerun {
+        Some(Rerun {
             delay_secs: 0,
             env: vec![("CARGO_BUILD_JOBS".into(), "2".into())]
-        }]
+        })
     );
     let refused = rt
         .db()
@@ -266,7 +267,7 @@ async fn a_strategy_that_misreports_itself_meets_the_hosts_rerun_rules() {
             "{k}: {v}"
         );
     }
-    assert!(requests.is_empty(), "{requests:?}");
+    assert!(requests.is_none(), "{requests:?}");
     // Where a re-run is allowed, one heal gets one.
     let (r, requests) = heal(&rt, "sneaky", Category::Network, None).await;
     let Ok(HealOutcome::Done { facts, .. }) = r else {
@@ -276,7 +277,7 @@ async fn a_strategy_that_misreports_itself_meets_the_hosts_rerun_rules() {
     for k in ["rerun-2", "schedule", "rerun-failed"] {
         assert!(get(&facts, k).contains("one re-run"), "{k}: {facts:?}");
     }
-    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests.is_some(), "{requests:?}");
     let events = rt.db().security_events(1000).unwrap();
     assert!(events.iter().filter(|e| e.kind == "rerun-refused").count() >= 7);
 }
@@ -406,4 +407,83 @@ async fn hostile_model_data_costs_a_pack_its_model_not_its_rules() {
         assert!(p.model.is_none());
         assert_eq!(p.rules.len(), 1);
     }
+}
+
+#[tokio::test]
+async fn test_names_never_turn_the_wrapped_command_into_another_one() {
+    // No exec grant at all: re-running the user's own command needs none,
+    // and nothing else may ride on it.
+    let rt = healer_runtime(quick_limits()).await;
+    let healer = rt
+        .plugins_of(PluginKind::Healer)
+        .find(|p| p.id() == "guest-hostile-healer")
+        .unwrap()
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test_ok.py"),
+        "def test_ok():\n    assert True\n",
+    )
+    .unwrap();
+    crate::heal::ensure_pytest();
+    let wrapped = Arc::new(guard::caps::exec::Wrapped {
+        argv: [
+            "python3",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            ".",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: Vec::new(),
+    });
+    let options = HealOptions {
+        backend: Some(Arc::new(LocalBackend::new(0))),
+        workdir: Some(dir.path().to_path_buf()),
+        wrapped: Some(wrapped),
+        ..HealOptions::default()
+    };
+    let r = rt
+        .heal(
+            &healer,
+            "tests",
+            &Job::local("attack"),
+            &finding(Category::Test),
+            &options,
+        )
+        .await;
+    let Ok(HealOutcome::Done { facts, .. }) = r else {
+        panic!("{r:?}")
+    };
+    for name in [
+        "--collect-only",
+        "-p=evil_plugin",
+        "@/tmp/pwn-args",
+        "/etc/pwn.py::test_x",
+        "../outside.py::test_x",
+    ] {
+        assert!(get(&facts, name).starts_with("denied"), "{name}: {facts:?}");
+    }
+    // Two narrowed re-runs per heal: the honest name comes after five
+    // refused ones, which never ran, so it still runs.
+    assert_eq!(get(&facts, "test_ok.py::test_ok"), "ok", "{facts:?}");
+    assert!(get(&facts, "wrapped").starts_with("python3 -m pytest"));
+    let events = rt.db().security_events(1000).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.subject == "exec.rerun-tests" && e.kind == "denied")
+            .count(),
+        5,
+        "{events:?}"
+    );
+    // Outside `guard exec` there is no user's command to re-run.
+    let (r, _) = heal(&rt, "tests", Category::Test, None).await;
+    let Ok(HealOutcome::Done { facts, .. }) = r else {
+        panic!("{r:?}")
+    };
+    assert!(get(&facts, "test_ok.py::test_ok").starts_with("unavailable"));
 }

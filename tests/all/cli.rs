@@ -60,7 +60,7 @@ async fn plugins_check_reports_world_requests_and_grants() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["world"], "detector-plugin");
-    assert_eq!(v["wit_version"], "0.1.1");
+    assert_eq!(v["wit_version"], "0.1.2");
     assert_eq!(
         v["requested"],
         serde_json::json!(["ci", "exec", "fs", "http", "kv", "log"])

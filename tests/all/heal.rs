@@ -169,7 +169,7 @@ async fn a_healer_running_an_ungranted_program_is_denied_and_audited() {
 
 /// pytest, pinned as in .ci/run; installed here too so `cargo test` works on
 /// a machine that never ran the CI script.
-fn ensure_pytest() {
+pub(crate) fn ensure_pytest() {
     let ok = |out: std::io::Result<std::process::Output>| out.is_ok_and(|o| o.status.success());
     if ok(std::process::Command::new("python3")
         .args(["-m", "pytest", "--version"])
@@ -196,7 +196,7 @@ fn ensure_pytest() {
 }
 
 #[tokio::test]
-async fn a_test_that_passes_alone_is_reported_flaky_by_name() {
+async fn fail_on_flaky_keeps_the_failed_status_and_still_names_the_flaky_test() {
     ensure_pytest();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -206,17 +206,15 @@ async fn a_test_that_passes_alone_is_reported_flaky_by_name() {
     .unwrap();
     let data = dir.path().join("data");
     let rep = dir.path().join("r.json");
-    // The standard healer needs the runner granted to re-run tests alone.
-    let cfg = config(
-        dir.path(),
-        "[plugins.heal-std]\ngrants = [\"ci.rerun-job\", \"ci.annotate\", \"exec:python3\"]\n",
-    );
+    // No exec grant: the re-run is the wrapped command, narrowed.
+    let cfg = config(dir.path(), "");
     let (code, _, err) = guard_cli(&[
         "--data",
         data.to_str().unwrap(),
         "--config",
         &cfg,
         "exec",
+        "--fail-on-flaky",
         "--workdir",
         dir.path().to_str().unwrap(),
         "--report",
@@ -237,9 +235,21 @@ async fn a_test_that_passes_alone_is_reported_flaky_by_name() {
         serde_json::json!(["test_flaky.py::test_sometimes"])
     );
     assert_eq!(r["attempts"][0]["strategy"], "rerun-failed-tests");
-    assert_eq!(
-        code, 1,
-        "a flaky pass is not turned green without --flaky-ok"
+    assert_eq!(code, 1, "--fail-on-flaky keeps the run's failed status");
+    assert!(
+        err.contains("flaky: test_flaky.py::test_sometimes"),
+        "{err}"
+    );
+    // The statistics guard exec learned, under the daemon's names.
+    let (_, out, _) = guard_cli(&["--data", data.to_str().unwrap(), "status", "--json"]).await;
+    let status: guard::status::Status = serde_json::from_str(&out).unwrap();
+    assert!(
+        status.stats.iter().any(|s| s.category == "test"
+            && s.strategy == "rerun-failed-tests"
+            && s.successes == 1
+            && s.failures == 0),
+        "{:?}",
+        status.stats
     );
 }
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use guard::caps::MAX_HOST_CALLS_PER_CALL;
 use guard::config::{Config, PluginConfig};
 use guard::detect::{Analyzer, Report};
+use guard::heal::local::LocalBackend;
 use guard::model::{Category, Finding, Job};
 use guard::runtime::healer::{HealOptions, HealOutcome};
-use guard::runtime::state::LocalActions;
 use guard::runtime::{PluginKind, Runtime};
 
 use crate::daemon::NET_LOG;
@@ -198,7 +198,7 @@ async fn heal(
         facts: vec![],
     };
     let options = HealOptions {
-        local: Some(Arc::new(LocalActions::default())),
+        backend: Some(Arc::new(LocalBackend::new(0))),
         ..HealOptions::default()
     };
     rt.heal(&healer, strategy, &job, &finding, &options).await

@@ -222,14 +222,14 @@ async fn a_component_built_against_another_wit_version_is_refused_naming_both() 
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path)
             .unwrap()
-            .replace("guard:plugin@0.1.1", "guard:plugin@0.2.0");
+            .replace("guard:plugin@0.1.2", "guard:plugin@0.2.0");
         std::fs::write(wit.join(path.file_name().unwrap()), text).unwrap();
     }
     let component = python_pack_against(&wit, dir.path(), "future").await;
     let (code, _, err) = guard_cli(&["plugins", "check", component.to_str().unwrap()]).await;
     assert_eq!(code, 2);
     assert!(
-        err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.1"),
+        err.contains("guard:plugin@0.2.0") && err.contains("guard:plugin@0.1.2"),
         "{err}"
     );
 }
@@ -237,7 +237,8 @@ async fn a_component_built_against_another_wit_version_is_refused_naming_both() 
 #[tokio::test]
 async fn a_plugin_built_against_the_released_0_1_0_contract_loads_after_host_functions_were_added()
 {
-    // tests/wit-0.1.0 is the contract as released; 0.1.1 added `log.enabled`.
+    // tests/wit-0.1.0 is the contract as released; 0.1.1 added `log.enabled`,
+    // 0.1.2 `exec.wrapped-command` and `exec.rerun-tests`.
     let frozen = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/wit-0.1.0"));
     let dir = tempfile::tempdir().unwrap();
     let component = python_pack_against(&frozen, dir.path(), "old-pack").await;

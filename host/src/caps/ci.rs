@@ -2,19 +2,19 @@
 //! and always scoped to the job of the current call. In dry-run mode the
 //! action is audited as `dry-run` and reported as planned, not performed.
 //!
-//! Backends: the local one (`guard exec`) turns actions into requests that
-//! the exec loop carries out — a re-run runs the command again, an
-//! annotation is printed. The daemon attaches a [`CiBackend`] that performs
-//! them through the platform's API (re-runs are scheduled with backoff and
-//! journaled so a restart never repeats one). When no backend is attached
-//! to a call, a granted action answers `unavailable`: guard never reports
-//! an action it did not take.
+//! One backend trait, [`CiBackend`], two implementations: the local one
+//! (`guard exec`, [`crate::heal::local`]) turns actions into requests its
+//! loop carries out — a re-run runs the command again, an annotation is
+//! printed; the daemon's performs them through the platform's API (re-runs
+//! are scheduled with backoff and journaled so a restart never repeats
+//! one). When no backend is attached to a call, a granted action answers
+//! `unavailable`: guard never reports an action it did not take.
 
 use crate::caps::grants::{CiAction, Grant};
 use crate::model::Job;
 use crate::runtime::bindings::ci::Host;
 use crate::runtime::bindings::types::Error;
-use crate::runtime::state::{LocalRequest, PluginState};
+use crate::runtime::state::PluginState;
 
 /// A CI action as a platform backend carries it out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +26,10 @@ pub enum CiRequest {
         delay_secs: u32,
         /// Ask the platform for debug logs.
         debug_logging: bool,
+        /// Extra environment for the re-run (only where
+        /// [`CiBackend::rerun_env`] says the backend can set it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        env: Vec<(String, String)>,
     },
     /// Re-run every failed job of the run.
     RerunFailed {
@@ -48,12 +52,35 @@ pub enum CiRequest {
     },
 }
 
-/// Carries out granted CI actions on a real platform (the daemon's
-/// backend). Returns the count for `clear-caches`, 0 otherwise.
+/// A re-run a heal asked for: scheduled on the platform, or to be run by
+/// `guard exec`'s loop.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rerun {
+    /// Seconds before it runs (the backoff, or the healer's longer delay).
+    pub delay_secs: u64,
+    /// Extra environment (local re-runs only).
+    pub env: Vec<(String, String)>,
+}
+
+/// Carries out granted CI actions for one heal: the daemon's backend on a
+/// real platform, the local one for `guard exec`. `perform` returns the
+/// count for `clear-caches`, 0 otherwise.
 #[async_trait::async_trait]
 pub trait CiBackend: Send + Sync + std::fmt::Debug {
     /// Performs `request` for `job`; the error is what the plugin sees.
     async fn perform(&self, job: &Job, request: CiRequest) -> Result<u32, Error>;
+    /// Whether a re-run can carry extra environment (platforms re-run a
+    /// job with its own).
+    fn rerun_env(&self) -> bool {
+        false
+    }
+    /// The re-run this heal asked for, when it did (and did not cancel).
+    fn rerun(&self) -> Option<Rerun>;
+    /// Notes for the report (annotations shown locally, actions answered
+    /// from the journal after a restart).
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl PluginState {
@@ -64,7 +91,6 @@ impl PluginState {
         action: CiAction,
         detail: String,
         request: CiRequest,
-        env: Vec<(String, String)>,
     ) -> Result<u32, Error> {
         self.require(&Grant::Ci(action))?;
         if matches!(action, CiAction::RerunJob | CiAction::RerunFailedJobs) {
@@ -83,26 +109,6 @@ impl PluginState {
         let name = format!("ci.{}", action.name());
         if self.ctx.dry_run {
             self.audit(&name, &target, "dry-run");
-            return Ok(0);
-        }
-        if let Some(local) = self.ctx.local.clone() {
-            // A local command has no CI cache store: deleting nothing and
-            // saying 0 is the truth. Package-manager caches are cleared
-            // through `exec` with their own grants.
-            let local_request = match request {
-                CiRequest::Rerun { delay_secs, .. } => {
-                    Some(LocalRequest::Rerun { delay_secs, env })
-                }
-                // Locally the "run" is the one command.
-                CiRequest::RerunFailed { .. } => Some(LocalRequest::Rerun { delay_secs: 0, env }),
-                CiRequest::ClearCaches { .. } => None,
-                CiRequest::Cancel => Some(LocalRequest::Cancel),
-                CiRequest::Annotate { title, body } => Some(LocalRequest::Annotate { title, body }),
-            };
-            if let Some(r) = local_request {
-                local.push(r);
-            }
-            self.audit(&name, &target, "done");
             return Ok(0);
         }
         if let Some(backend) = self.ctx.backend.clone() {
@@ -165,8 +171,8 @@ impl Host for PluginState {
                 CiRequest::Rerun {
                     delay_secs: 0,
                     debug_logging,
+                    env: Vec::new(),
                 },
-                Vec::new(),
             )
             .await
             .map(drop))
@@ -198,7 +204,7 @@ impl Host for PluginState {
                 )));
             }
         }
-        if self.ctx.local.is_none() && !self.ctx.dry_run && self.ctx.backend.is_some() {
+        if !self.ctx.dry_run && self.ctx.backend.as_ref().is_some_and(|b| !b.rerun_env()) {
             // CI platforms re-run a job with its own environment.
             let _ = self.require(&Grant::Ci(CiAction::RerunJob));
             return Ok(Err(Error::Unavailable(
@@ -217,8 +223,8 @@ impl Host for PluginState {
                 CiRequest::Rerun {
                     delay_secs: 0,
                     debug_logging: false,
+                    env,
                 },
-                env,
             )
             .await
             .map(drop))
@@ -232,7 +238,6 @@ impl Host for PluginState {
                 CiRequest::RerunFailed {
                     debug_logging: false,
                 },
-                Vec::new(),
             )
             .await
             .map(drop))
@@ -249,19 +254,13 @@ impl Host for PluginState {
                 CiAction::ClearCaches,
                 format!("prefix={key_prefix:?}"),
                 CiRequest::ClearCaches { prefix: key_prefix },
-                Vec::new(),
             )
             .await)
     }
 
     async fn cancel(&mut self) -> wasmtime::Result<Result<(), Error>> {
         Ok(self
-            .ci_action(
-                CiAction::Cancel,
-                String::new(),
-                CiRequest::Cancel,
-                Vec::new(),
-            )
+            .ci_action(CiAction::Cancel, String::new(), CiRequest::Cancel)
             .await
             .map(drop))
     }
@@ -282,7 +281,6 @@ impl Host for PluginState {
                 CiAction::Annotate,
                 detail,
                 CiRequest::Annotate { title, body },
-                Vec::new(),
             )
             .await
             .map(drop))
@@ -300,8 +298,8 @@ impl Host for PluginState {
                 CiRequest::Rerun {
                     delay_secs,
                     debug_logging,
+                    env: Vec::new(),
                 },
-                Vec::new(),
             )
             .await
             .map(drop))

@@ -1,8 +1,10 @@
 //! `guard exec [--max-attempts N] [--dry-run] [--report FILE] -- CMD ARGS…`:
 //! wrap one CI step. The command's output streams through unchanged; on
-//! failure guard diagnoses the log and heals with the same plugins and host
-//! functions as the daemon, through the local backend (a re-run runs the
-//! command again). The exit status is the final run's.
+//! failure the heal [`Session`] — the daemon's too — diagnoses the log and
+//! heals through the local backend (a re-run runs the command again, after
+//! the backoff). The exit status is the final run's, except that failures
+//! proven flaky (the failed tests passed when re-run alone) exit 0 unless
+//! `--fail-on-flaky`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,12 +17,14 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
 use super::Global;
+use crate::caps::ci::CiBackend;
+use crate::caps::exec::Wrapped;
 use crate::detect::Analyzer;
-use crate::heal::planner::{self, Plan, StrategyCache, Target};
-use crate::heal::{breaker, budget, stats};
-use crate::model::{Evidence, Finding, Job, Platform};
-use crate::runtime::healer::{Effect, HealOptions, HealOutcome};
-use crate::runtime::state::{LocalActions, LocalRequest};
+use crate::heal::local::LocalBackend;
+use crate::heal::planner::Plan;
+use crate::heal::session::Failure;
+use crate::heal::{Outcome, Session};
+use crate::model::{Evidence, Job, Platform};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,8 +43,13 @@ pub struct Args {
     /// Working directory of the command (and of programs healers run).
     #[arg(long)]
     workdir: Option<PathBuf>,
-    /// Exit 0 when the only failures were tests that passed when re-run alone.
+    /// Keep the failed exit status when the only failures were tests that
+    /// passed when re-run alone (by default such a step exits 0 and the
+    /// report names the flaky tests).
     #[arg(long)]
+    fail_on_flaky: bool,
+    /// Accepted for older scripts: flaky-only failures exit 0 by default now.
+    #[arg(long, hide = true)]
     flaky_ok: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -53,6 +62,8 @@ struct Attempt {
     attempt: u32,
     exit_code: i32,
     duration_ms: u64,
+    /// What came of this run, in the words the daemon's job records use.
+    outcome: Outcome,
     category: Option<String>,
     failure_type: Option<String>,
     rule: Option<String>,
@@ -68,6 +79,7 @@ struct Attempt {
 #[derive(Debug, Serialize)]
 struct Report {
     command: Vec<String>,
+    /// `passed`, `healed`, `flaky` or `failed`.
     outcome: &'static str,
     exit_code: i32,
     dry_run: bool,
@@ -88,22 +100,16 @@ pub async fn run(
     };
     let (runtime, _) = super::runtime(global, args.plugins.as_deref()).await?;
     let (analyzer, _) = Analyzer::new(runtime.clone());
+    let session = Session::new(runtime.clone(), Arc::new(analyzer), args.dry_run);
     let logs = tempfile::tempdir().context("creating a directory for the step's log")?;
     let commit = git_head(&workdir).await.unwrap_or_else(|| "unknown".into());
-    let target_of = |attempt: u32| Target {
-        repository: workdir.display().to_string(),
-        job: args.command.join(" "),
-        commit: commit.clone(),
-        attempt,
-    };
-    let mut cache = StrategyCache::default();
+    let command_line = args.command.join(" ");
+    let baseline_key =
+        crate::detect::baseline::exec_key(&workdir.display().to_string(), &command_line);
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut flaky_tests: Vec<String> = Vec::new();
     let mut last_plan = None;
-    let mut retries_done: u32 = 0;
-    // The heal whose re-run is in progress: (breaker key, category, strategy, rule).
-    let mut pending: Option<(String, crate::model::Category, String, String)> = None;
     let mut outcome = "failed";
     let mut status;
     let mut number = 0u32;
@@ -112,17 +118,23 @@ pub async fn run(
         let log_path = logs.path().join(format!("attempt-{number}.log"));
         let started = Instant::now();
         status = run_streaming(&args.command, &workdir, &env, &log_path, out, err).await?;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        if let Some((key, category, strategy, rule)) = pending.take() {
-            let worked = status == 0;
-            breaker::record(runtime.db(), &key, worked)?;
-            stats::record(runtime.db(), category, &strategy, worked)?;
-            crate::learn::rule_stats::healed(runtime.db(), &rule, &strategy, worked)?;
-        }
+        let job = Job {
+            platform: Platform::Local,
+            repository: workdir.display().to_string(),
+            run_id: std::process::id().to_string(),
+            job_id: "0".into(),
+            job_name: command_line.clone(),
+            attempt: number,
+            commit: Some(commit.clone()),
+            branch: None,
+            url: None,
+            api_id: None,
+        };
         let mut attempt = Attempt {
             attempt: number,
             exit_code: status,
-            duration_ms,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: Outcome::Passed,
             category: None,
             failure_type: None,
             rule: None,
@@ -134,24 +146,15 @@ pub async fn run(
             backoff_secs: None,
             notes: Vec::new(),
         };
-        let baseline_key = crate::detect::baseline::exec_key(
-            &workdir.display().to_string(),
-            &args.command.join(" "),
-        );
+        // This run tells whether the previous heal worked.
+        if let Some(settled) = session.settle(&job, status == 0)? {
+            attempt.outcome = settled.outcome;
+            attempt.notes.push(settled.note);
+        }
         if status == 0 {
             outcome = if number == 1 { "passed" } else { "healed" };
             attempts.push(attempt);
-            // This passing run is the baseline the next failure is read against.
-            if std::fs::metadata(&log_path)
-                .is_ok_and(|m| m.len() <= crate::detect::baseline::MAX_LOG_BYTES)
-                && let Ok(bytes) = std::fs::read(&log_path)
-            {
-                let t =
-                    crate::detect::baseline::of_log(&bytes, runtime.config().limits.max_line_bytes);
-                if let Err(e) = crate::detect::baseline::put(runtime.db(), &baseline_key, &t) {
-                    tracing::warn!("cannot keep the passing run as a baseline: {e}");
-                }
-            }
+            keep_baseline(&runtime, &baseline_key, &log_path);
             break;
         }
         let baseline =
@@ -159,216 +162,78 @@ pub async fn run(
                 tracing::warn!("baseline unreadable: {e}");
                 None
             });
-        let job = Job {
-            platform: Platform::Local,
-            repository: workdir.display().to_string(),
-            run_id: std::process::id().to_string(),
-            job_id: "0".into(),
-            job_name: args.command.join(" "),
-            attempt: number,
-            commit: Some(commit.clone()),
-            branch: None,
-            url: None,
-            api_id: None,
+        let mut refusals = Vec::new();
+        if number >= args.max_attempts {
+            refusals.push(format!("--max-attempts {} reached", args.max_attempts));
+        }
+        let backend_for = |_: &str, _: u32, backoff_secs: u64| {
+            Ok(Arc::new(LocalBackend::new(backoff_secs)) as Arc<dyn CiBackend>)
         };
-        let file = std::fs::File::open(&log_path)
-            .with_context(|| format!("reading {}", log_path.display()))?;
-        let report = analyzer
-            .analyze_with(
-                std::io::BufReader::new(file),
-                &job,
-                // The run failed: the verdict is never "no failure".
-                crate::detect::Known {
+        let h = session
+            .heal(
+                Failure {
+                    job: &job,
+                    log: &log_path,
                     baseline,
-                    failed: true,
+                    workdir: Some(workdir.clone()),
+                    wrapped: Some(Arc::new(Wrapped {
+                        argv: args.command.clone(),
+                        env: env.clone(),
+                    })),
+                    refusals,
                 },
-                &mut |_| {},
+                &backend_for,
             )
             .await?;
-        let d = report.diagnosis;
-        let Some(category) = d.category else {
-            // Nothing explains it: remember its failure line as a candidate
-            // template (guard patterns candidates).
-            if let Ok(bytes) = std::fs::read(&log_path)
-                && let Ok(Some(c)) = crate::learn::candidates::mine_log(
-                    runtime.db(),
-                    &args.command.join(" "),
-                    &bytes,
-                )
-            {
-                attempt.notes.push(format!(
-                    "unexplained failure recorded as candidate {}",
-                    c.id
-                ));
-            }
-            attempt
-                .notes
-                .push("no known failure in the output: nothing to heal".into());
-            attempts.push(attempt);
-            break;
-        };
-        if let Some(rule) = &d.rule {
-            crate::learn::rule_stats::fired(runtime.db(), rule)?;
-        }
-        attempt.category = Some(category.to_string());
-        attempt.failure_type = d.failure_type.clone();
-        attempt.rule = d.rule.clone();
-        attempt.evidence = d.evidence.clone();
-        let mut finding: Finding = match d.findings.first() {
-            Some(r) => r.finding.clone(),
-            None => {
-                attempts.push(attempt);
-                break;
-            }
-        };
-        // Facts of agreeing findings (e.g. the failed tests' names from the
-        // detector) travel with the primary finding.
-        finding.facts = d.facts.clone();
-        let mut plan = planner::plan(&runtime, &mut cache, &finding, &target_of(number)).await;
-        if number >= args.max_attempts {
-            for s in plan
-                .steps
-                .iter_mut()
-                .filter(|s| s.retries && s.blocked.is_none())
-            {
-                s.blocked = Some(format!("--max-attempts {} reached", args.max_attempts));
-            }
-        }
-        let _ = writeln!(
-            err,
-            "guard: {} failure ({}, rule {}) on attempt {number}",
-            category,
-            d.failure_type.as_deref().unwrap_or("?"),
-            d.rule.as_deref().unwrap_or("?")
-        );
-        let mut rerun_requested: Option<(u32, Vec<(String, String)>)> = None;
-        for step in plan.usable() {
-            let Some(plugin) = runtime
-                .plugins()
-                .iter()
-                .find(|p| p.id() == step.healer)
-                .cloned()
-            else {
-                continue;
-            };
-            let local = Arc::new(LocalActions::default());
-            // The host enforces the re-run rules on what the healer does,
-            // not on what its strategy declared.
-            let mut refused = planner::rerun_blocked(
-                &runtime,
-                finding.category,
-                &target_of(number),
-                &step.strategy,
+        if let Some(category) = h.category {
+            let _ = writeln!(
+                err,
+                "guard: {category} failure ({}, rule {}) on attempt {number}",
+                h.failure_type.as_deref().unwrap_or("?"),
+                h.rule.as_deref().unwrap_or("?")
             );
-            if number >= args.max_attempts {
-                refused.push(format!("--max-attempts {} reached", args.max_attempts));
-            }
-            let options = HealOptions {
-                dry_run: args.dry_run,
-                workdir: Some(workdir.clone()),
-                local: Some(local.clone()),
-                backend: None,
-                rerun_refused: (!refused.is_empty()).then(|| refused.join("; ")),
-            };
-            match runtime
-                .heal(&plugin, &step.strategy, &job, &finding, &options)
-                .await
-            {
-                Err(e) => attempt.notes.push(format!("{}: {e}", step.strategy)),
-                Ok(HealOutcome::Declined(why)) => attempt
-                    .notes
-                    .push(format!("{} declined: {why}", step.strategy)),
-                Ok(HealOutcome::Done {
-                    summary,
-                    actions,
-                    effect,
-                    facts,
-                }) => {
-                    attempt.strategy = Some(step.strategy.clone());
-                    attempt.healer = Some(step.healer.clone());
-                    attempt.summary = Some(summary.clone());
-                    attempt.actions = actions;
-                    let _ = writeln!(err, "guard: {summary}");
-                    for r in local.take() {
-                        match r {
-                            LocalRequest::Rerun { delay_secs, env } => {
-                                rerun_requested = Some((delay_secs, env))
-                            }
-                            LocalRequest::Annotate { title, body } => {
-                                let _ = writeln!(err, "guard: {title}\n{}", body.trim_end());
-                            }
-                            LocalRequest::Cancel => rerun_requested = None,
-                        }
-                    }
-                    match effect {
-                        Effect::Rerun => {}
-                        Effect::PassedInIsolation => {
-                            flaky_tests.extend(
-                                facts
-                                    .iter()
-                                    .filter(|(k, _)| k == "flaky-test")
-                                    .map(|(_, v)| v.clone()),
-                            );
-                            stats::record(runtime.db(), category, &step.strategy, true)?;
-                            outcome = "flaky";
-                        }
-                        Effect::FailedInIsolation => {
-                            stats::record(runtime.db(), category, &step.strategy, false)?;
-                        }
-                        Effect::Reported => {}
-                    }
-                    break;
-                }
-            }
         }
-        last_plan = Some(plan);
+        if let Some(summary) = &h.summary {
+            let _ = writeln!(err, "guard: {summary}");
+        }
+        attempt.outcome = h.outcome;
+        attempt.category = h.category.map(|c| c.to_string());
+        attempt.failure_type = h.failure_type;
+        attempt.rule = h.rule;
+        attempt.evidence = h.evidence;
+        attempt.strategy = h.strategy;
+        attempt.healer = h.healer;
+        attempt.summary = h.summary;
+        attempt.actions = h.actions;
+        for note in &h.notes {
+            let _ = writeln!(err, "guard: {}", note.trim_end());
+        }
+        attempt.notes.extend(h.notes);
+        last_plan = h.plan;
+        if h.outcome == Outcome::Flaky {
+            outcome = "flaky";
+            flaky_tests.extend(h.flaky_tests);
+        }
         if args.dry_run {
             attempt.notes.push("dry run: nothing was done".into());
-            attempts.push(attempt);
-            break;
         }
-        let Some((delay, extra_env)) = rerun_requested.filter(|_| outcome != "flaky") else {
+        let Some(rerun) = h.rerun else {
             attempts.push(attempt);
             break;
         };
-        let t = target_of(number);
-        if let Some(why) = budget::check(
-            runtime.db(),
-            &runtime.config().heal,
-            &t.repository,
-            &t.job,
-            &t.commit,
-        )? {
-            attempt.notes.push(why);
-            attempts.push(attempt);
-            break;
-        }
-        budget::spend(runtime.db(), &t.repository, &t.job, &t.commit)?;
-        let base = runtime.config().heal.backoff_base_secs;
-        let backoff = base
-            .saturating_mul(1u64 << retries_done.min(10))
-            .max(u64::from(delay));
-        retries_done += 1;
-        attempt.backoff_secs = Some(backoff);
-        let strategy = attempt.strategy.clone().unwrap_or_default();
-        let rule = attempt.rule.clone().unwrap_or_default();
-        pending = Some((
-            breaker::key(&t.repository, &t.job, &strategy),
-            category,
-            strategy,
-            rule,
-        ));
+        attempt.backoff_secs = Some(rerun.delay_secs);
         let _ = writeln!(
             err,
-            "guard: re-running in {backoff} s (attempt {} of at most {})",
+            "guard: re-running in {} s (attempt {} of at most {})",
+            rerun.delay_secs,
             number + 1,
             args.max_attempts
         );
         attempts.push(attempt);
-        env = extra_env;
-        tokio::time::sleep(Duration::from_secs(backoff)).await;
+        env = rerun.env;
+        tokio::time::sleep(Duration::from_secs(rerun.delay_secs)).await;
     }
-    let exit = if outcome == "flaky" && args.flaky_ok {
+    let exit = if outcome == "flaky" && !args.fail_on_flaky {
         0
     } else {
         status
@@ -408,6 +273,19 @@ pub async fn run(
     }
     runtime.db().flush()?;
     Ok(exit.clamp(0, 255) as u8)
+}
+
+/// Keeps a passing run's templates as the baseline the next failure of the
+/// same command is read against (bounded: bigger logs are not kept).
+fn keep_baseline(runtime: &crate::runtime::Runtime, key: &str, log: &Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() <= crate::detect::baseline::MAX_LOG_BYTES)
+        && let Ok(bytes) = std::fs::read(log)
+    {
+        let t = crate::detect::baseline::of_log(&bytes, runtime.config().limits.max_line_bytes);
+        if let Err(e) = crate::detect::baseline::put(runtime.db(), key, &t) {
+            tracing::warn!("cannot keep the passing run as a baseline: {e}");
+        }
+    }
 }
 
 /// Runs the command, copying its output to `out`/`err` as it comes and to

@@ -19,7 +19,7 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::schedule::{Schedule, Scheduled};
-use crate::caps::ci::{CiBackend, CiRequest};
+use crate::caps::ci::{CiBackend, CiRequest, Rerun};
 use crate::model::Job;
 use crate::platform::{PlatformError, Platforms};
 use crate::runtime::bindings::types::Error;
@@ -92,19 +92,6 @@ impl DaemonBackend {
         })
     }
 
-    /// Whether a re-run was scheduled (now or in an earlier, interrupted try).
-    pub fn rerun_scheduled(&self) -> bool {
-        self.rerun_scheduled.load(Ordering::SeqCst)
-    }
-
-    /// Notes for the job record (actions answered from the journal).
-    pub fn take_notes(&self) -> Vec<String> {
-        match self.notes.lock() {
-            Ok(mut n) => std::mem::take(&mut *n),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
-    }
-
     fn note(&self, s: String) {
         match self.notes.lock() {
             Ok(mut n) => n.push(s),
@@ -169,6 +156,7 @@ impl DaemonBackend {
             CiRequest::Rerun {
                 delay_secs,
                 debug_logging,
+                ..
             } => (false, *debug_logging, *delay_secs),
             CiRequest::RerunFailed { debug_logging } => (true, *debug_logging, 0),
             other => {
@@ -239,6 +227,22 @@ impl CiBackend for DaemonBackend {
         match self.perform_inner(job, request).await {
             Ok(r) => r,
             Err(e) => Err(Error::Unavailable(format!("guard's database: {e}"))),
+        }
+    }
+
+    /// Scheduled now or in an earlier, interrupted try of the same event.
+    fn rerun(&self) -> Option<Rerun> {
+        self.rerun_scheduled.load(Ordering::SeqCst).then(|| Rerun {
+            delay_secs: self.backoff_secs,
+            env: Vec::new(),
+        })
+    }
+
+    /// Actions answered from the journal.
+    fn take_notes(&self) -> Vec<String> {
+        match self.notes.lock() {
+            Ok(mut n) => std::mem::take(&mut *n),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
         }
     }
 }

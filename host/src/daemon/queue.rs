@@ -70,9 +70,8 @@ pub struct JobRecord {
     pub summary: Option<String>,
     /// Actions as reported by the healer.
     pub actions: Vec<String>,
-    /// One word: `rerun-scheduled`, `annotated`, `flaky`, `diagnosed`,
-    /// `unexplained`, `passed`, `heal-worked`, `heal-failed`, `expanded`,
-    /// `dry-run`.
+    /// One word: a [`crate::heal::Outcome`] (the words `guard exec`
+    /// reports too), or `expanded` for a failed run split into its jobs.
     pub outcome: String,
     /// Everything else worth knowing (declines, blocked strategies, budget).
     pub notes: Vec<String>,

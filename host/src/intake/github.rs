@@ -1,6 +1,14 @@
 //! GitHub Actions webhooks: `workflow_job` and `workflow_run`, signed with
 //! `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the webhook
 //! secret), identified by `X-GitHub-Delivery`.
+//!
+//! A webhook's content type is the repository's choice: `application/json`
+//! sends the JSON as the body, `application/x-www-form-urlencoded` (the
+//! default when a webhook is created in a repository's settings) sends it
+//! as the `payload` field of a form. Both are accepted; the signature is
+//! always over the raw body as sent.
+
+use std::borrow::Cow;
 
 use axum::http::HeaderMap;
 use hmac::{Mac, SimpleHmac};
@@ -81,6 +89,36 @@ struct RunPayload {
     repository: Repository,
 }
 
+/// Whether the body is a form (`payload=<url-encoded JSON>`) rather than
+/// the JSON itself: the content type says so, or the body does (a JSON
+/// body cannot start with `payload=`).
+fn is_form(headers: &HeaderMap, body: &[u8]) -> bool {
+    let form_type = header(headers, "content-type").is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    form_type || body.starts_with(b"payload=")
+}
+
+/// The JSON document of a webhook: the body, or its `payload` form field.
+fn payload<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Cow<'a, [u8]>, WebhookError> {
+    if !is_form(headers, body) {
+        return Ok(Cow::Borrowed(body));
+    }
+    form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, value)| Cow::Owned(value.into_owned().into_bytes()))
+        .ok_or_else(|| {
+            WebhookError::Malformed(
+                "the body is form-encoded (application/x-www-form-urlencoded) but has no \
+                 `payload` field"
+                    .into(),
+            )
+        })
+}
+
 /// Conclusions that mean "failed" to guard.
 fn status_of(conclusion: Option<&str>) -> Option<JobStatus> {
     match conclusion? {
@@ -111,7 +149,7 @@ pub fn parse(
         .ok_or_else(|| WebhookError::Malformed("missing X-GitHub-Event header".into()))?;
     match event {
         "workflow_job" => {
-            let p: JobPayload = json(body)?;
+            let p: JobPayload = json(&payload(headers, body)?)?;
             if p.action != "completed" {
                 return Ok(Parsed::ignored(
                     delivery,
@@ -149,7 +187,7 @@ pub fn parse(
             })
         }
         "workflow_run" => {
-            let p: RunPayload = json(body)?;
+            let p: RunPayload = json(&payload(headers, body)?)?;
             let r = p.workflow_run;
             if p.action != "completed"
                 || status_of(r.conclusion.as_deref()) != Some(JobStatus::Failed)
@@ -242,6 +280,102 @@ mod tests {
         );
         h.insert("x-github-event", "workflow_job".parse().unwrap());
         let e = parse(&h, b"{\"action\":1}", Some("k")).unwrap_err();
+        assert!(
+            matches!(e, WebhookError::Malformed(ref m) if m.contains("expected JSON")),
+            "{e:?}"
+        );
+    }
+
+    const COMPLETED: &str =
+        include_str!("../../../tests/data/fixtures/github/workflow_job.1.completed.json");
+
+    /// Headers GitHub sends with `body`, signed with `k`.
+    fn signed(body: &[u8], content_type: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-hub-signature-256", sign(body, "k").parse().unwrap());
+        h.insert("x-github-event", "workflow_job".parse().unwrap());
+        h.insert("x-github-delivery", "d-1".parse().unwrap());
+        if let Some(ct) = content_type {
+            h.insert("content-type", ct.parse().unwrap());
+        }
+        h
+    }
+
+    /// `payload=<JSON>` as GitHub form-encodes it.
+    fn form(json: &str) -> Vec<u8> {
+        let encoded: String = form_urlencoded::byte_serialize(json.as_bytes()).collect();
+        format!("payload={encoded}").into_bytes()
+    }
+
+    #[test]
+    fn a_form_encoded_webhook_is_the_same_event_as_its_json() {
+        let json = COMPLETED.as_bytes();
+        let a = parse(&signed(json, Some("application/json")), json, Some("k")).unwrap();
+        let body = form(COMPLETED);
+        let b = parse(
+            &signed(&body, Some("application/x-www-form-urlencoded")),
+            &body,
+            Some("k"),
+        )
+        .unwrap();
+        assert_eq!(a.events, b.events);
+        assert_eq!(a.events.len(), 1);
+        assert_eq!(a.events[0].fact_key(), b.events[0].fact_key());
+        let job = b.events[0].job();
+        assert_eq!(
+            (job.repository.as_str(), job.job_id.as_str()),
+            ("Codertocat/Hello-World", "289782451")
+        );
+        // Without a content type (or with a charset), the body tells.
+        let c = parse(&signed(&body, None), &body, Some("k")).unwrap();
+        assert_eq!(a.events, c.events);
+        let d = parse(
+            &signed(
+                &body,
+                Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+            ),
+            &body,
+            Some("k"),
+        )
+        .unwrap();
+        assert_eq!(a.events, d.events);
+    }
+
+    #[test]
+    fn a_form_is_authenticated_over_its_raw_body() {
+        let body = form(COMPLETED);
+        // Signed over the JSON inside rather than the body as sent: refused.
+        let h = signed(
+            COMPLETED.as_bytes(),
+            Some("application/x-www-form-urlencoded"),
+        );
+        assert!(matches!(
+            parse(&h, &body, Some("k")),
+            Err(WebhookError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn a_form_without_a_payload_field_is_malformed() {
+        let body = b"other=1&payloads=%7B%7D".to_vec();
+        let e = parse(
+            &signed(&body, Some("application/x-www-form-urlencoded")),
+            &body,
+            Some("k"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, WebhookError::Malformed(ref m) if m.contains("`payload`")),
+            "{e:?}"
+        );
+        // A payload that is not the expected JSON says so.
+        let body = form("{\"action\":1}");
+        let e = parse(
+            &signed(&body, Some("application/x-www-form-urlencoded")),
+            &body,
+            Some("k"),
+        )
+        .unwrap_err();
         assert!(
             matches!(e, WebhookError::Malformed(ref m) if m.contains("expected JSON")),
             "{e:?}"

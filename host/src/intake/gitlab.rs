@@ -134,6 +134,8 @@ pub fn parse(
                 run_id: h.pipeline_id.map(|p| p.to_string()).unwrap_or_default(),
                 job_id: h.build_id.to_string(),
                 job_name: clip(&h.build_name, 256),
+                // For the heal budget only: a retry has a new job id, so
+                // the fact key leaves the attempt out (see `run_attempt`).
                 attempt: h.retries_count.unwrap_or(0).saturating_add(1),
                 commit: h.sha.map(|s| clip(&s, 64)),
                 branch: h.git_ref.map(|s| clip(&s, 256)),
@@ -166,8 +168,8 @@ pub fn parse(
                 .unwrap_or_else(|| h.project.id.to_string());
             // Every failed job becomes its own event; a Job Hook about the
             // same job is the same fact (see `EventKind::fact_key`). GitLab
-            // gives a retried job a new id, so the attempt is not needed to
-            // tell attempts apart.
+            // gives a retried job a new id, so the key leaves the attempt
+            // out, and `builds[]` do not say it anyway.
             let events: Vec<EventKind> = h
                 .builds
                 .iter()

@@ -47,10 +47,10 @@ pub struct HealOptions {
     pub dry_run: bool,
     /// Working directory for `exec`.
     pub workdir: Option<std::path::PathBuf>,
-    /// The local backend, for `guard exec`.
-    pub local: Option<Arc<crate::runtime::state::LocalActions>>,
-    /// The platform backend, for the daemon.
+    /// Where `ci` actions go (the platform, or `guard exec`'s loop).
     pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
+    /// The command `guard exec` wraps, for `exec.rerun-tests`.
+    pub wrapped: Option<Arc<crate::caps::exec::Wrapped>>,
     /// Why re-runs are refused for this job now (see
     /// [`crate::heal::planner::rerun_blocked`]); the host enforces it on every
     /// `ci.rerun*` call, whatever the strategy declared.
@@ -138,13 +138,21 @@ impl Runtime {
         let id = plugin.info.id.clone();
         let mut ctx = (*self.context(plugin, Some(job.clone()), options.dry_run)).clone();
         ctx.workdir = options.workdir.clone();
-        ctx.local = options.local.clone();
         ctx.backend = options.backend.clone();
+        ctx.wrapped = options.wrapped.clone();
         ctx.rerun_refused = options.rerun_refused.clone();
         ctx.reruns_left = Arc::new(std::sync::atomic::AtomicU32::new(1));
         let mut store = self.new_store(Arc::new(ctx));
-        let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
-        let deadline_ms = self.config().limits.heal_deadline_ms;
+        let limits = &self.config().limits;
+        // Re-running the user's own tests takes as long as they take: the
+        // heal's clocks grow by the cap on those re-runs.
+        let extra_ms = if options.wrapped.is_some() {
+            limits.test_rerun_ms
+        } else {
+            0
+        };
+        let timeout = Duration::from_millis(limits.call_timeout_ms.saturating_add(extra_ms));
+        let deadline_ms = limits.heal_deadline_ms.saturating_add(extra_ms);
         let heal_call = async {
             begin_call(&mut store);
             let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;

@@ -521,10 +521,13 @@ impl Runtime {
             dry_run,
             limits: self.config.limits.clone(),
             workdir: None,
-            local: None,
             backend: None,
+            wrapped: None,
             rerun_refused: None,
             reruns_left: Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            test_reruns_left: Arc::new(std::sync::atomic::AtomicU32::new(
+                crate::caps::exec::TEST_RERUNS_PER_HEAL,
+            )),
         })
     }
 
@@ -762,6 +765,7 @@ mod tests {
             "an older patch (fewer host functions) loads"
         );
         assert!(version_supported("0.1.1"));
+        assert!(version_supported("0.1.2"));
         assert!(
             !version_supported("0.1.2"),
             "a newer patch may import what this host lacks"

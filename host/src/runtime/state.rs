@@ -31,62 +31,20 @@ pub struct CallContext {
     pub limits: Limits,
     /// Working directory for `exec` (guard's own when unset).
     pub workdir: Option<std::path::PathBuf>,
-    /// The local platform backend (`guard exec`): CI actions are requests
-    /// that guard's exec loop carries out (a re-run runs the command again).
-    pub local: Option<Arc<LocalActions>>,
-    /// The platform backend (the daemon): CI actions reach the real API.
+    /// Where `ci` actions go: the platform's API (the daemon) or the
+    /// local loop of `guard exec`; none for calls that heal nothing.
     pub backend: Option<Arc<dyn crate::caps::ci::CiBackend>>,
+    /// The command `guard exec` wraps, which `exec.rerun-tests` may re-run
+    /// narrowed to failed tests without a grant.
+    pub wrapped: Option<Arc<crate::caps::exec::Wrapped>>,
     /// Why the host refuses re-runs in this call, whatever the strategy
     /// declared (a build failure, the attempt cap, a spent budget, an open
     /// breaker); `None` when a re-run may be asked for.
     pub rerun_refused: Option<String>,
     /// Re-runs this call may still ask for (one per heal).
     pub reruns_left: Arc<std::sync::atomic::AtomicU32>,
-}
-
-/// A CI action requested through the local backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocalRequest {
-    /// Run the command again, after at least `delay_secs`, with extra environment.
-    Rerun {
-        /// Minimum delay requested by the healer.
-        delay_secs: u32,
-        /// Extra environment variables.
-        env: Vec<(String, String)>,
-    },
-    /// Show a note to the person running the command.
-    Annotate {
-        /// Title.
-        title: String,
-        /// Markdown body.
-        body: String,
-    },
-    /// Stop: no further attempts.
-    Cancel,
-}
-
-/// The requests made during one heal.
-#[derive(Debug, Default)]
-pub struct LocalActions {
-    requests: std::sync::Mutex<Vec<LocalRequest>>,
-}
-
-impl LocalActions {
-    /// Records a request.
-    pub fn push(&self, r: LocalRequest) {
-        match self.requests.lock() {
-            Ok(mut v) => v.push(r),
-            Err(p) => p.into_inner().push(r),
-        }
-    }
-
-    /// Takes every request made so far.
-    pub fn take(&self) -> Vec<LocalRequest> {
-        match self.requests.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
-    }
+    /// Narrowed test re-runs this call may still make.
+    pub test_reruns_left: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// The data of one plugin store.

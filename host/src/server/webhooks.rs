@@ -152,7 +152,7 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
         intake::EventKind::JobCompleted {
             job,
             status: intake::JobStatus::Succeeded,
-        } => crate::daemon::worker::heal_pending(db, job),
+        } => crate::heal::session::heal_pending(db, job),
         _ => true,
     });
     if parsed.events.is_empty() && parsed.ignored.is_none() {

@@ -6,9 +6,9 @@
 // through guard's grants: without `ci.annotate` the annotation is refused
 // and the healer says so in its report instead of failing.
 
-import { annotate } from 'guard:plugin/ci@0.1.1';
-import { get, set } from 'guard:plugin/kv@0.1.1';
-import { log } from 'guard:plugin/log@0.1.1';
+import { annotate } from 'guard:plugin/ci@0.1.2';
+import { get, set } from 'guard:plugin/kv@0.1.2';
+import { log } from 'guard:plugin/log@0.1.2';
 
 const describe = (e) => (e && e.payload ? `${e.payload.tag}: ${e.payload.val}` : String(e));
 

@@ -9,8 +9,10 @@
 //! - `clear-cache-and-retry` — dependency failures: delete the CI caches of
 //!   the package manager involved (and, for local commands, run its cache
 //!   clean command when granted), then re-run.
-//! - `rerun-failed-tests` — test failures: re-run only the failed tests with
-//!   the runner that reported them; passing in isolation means *flaky*.
+//! - `rerun-failed-tests` — test failures: re-run only the failed tests;
+//!   passing in isolation means *flaky*. Under `guard exec` the user's own
+//!   command is re-run narrowed to them (`exec.rerun-tests`, no grant);
+//!   elsewhere the runner that reported them, where `exec:<runner>` is granted.
 //! - `reduce-pressure` — resource exhaustion: re-run with lower parallelism
 //!   and larger heaps where the tools honour environment variables.
 //! - `diagnose` — build, permission and anything else deterministic: annotate
@@ -171,59 +173,40 @@ fn rerun_failed_tests(finding: &Finding) -> Result<Report, Error> {
             "the finding names no failed tests, so they cannot be re-run alone".into(),
         ));
     }
+    let mut actions = Vec::new();
+    // The user's own command first: same interpreter, same options.
+    if let Some(wrapped) = guard_sdk::exec::wrapped_command() {
+        let names: Vec<String> = tests.iter().map(|t| t.to_string()).collect();
+        match guard_sdk::exec::rerun_tests(&names) {
+            Ok(rerun) => {
+                let shown = rerun.command.join(" ");
+                return Ok(isolation_report(
+                    &tests,
+                    &shown,
+                    rerun.output.status,
+                    actions,
+                ));
+            }
+            // guard cannot narrow this command: try the runner itself.
+            Err(e @ (Error::Invalid(_) | Error::Unavailable(_))) => {
+                actions.push(format!("{}: {}", wrapped.join(" "), describe(&e)))
+            }
+            // Denied, ran nothing, or a limit: nothing more to learn here.
+            Err(e) => return Err(e),
+        }
+    }
     let candidates = rerun_commands(&framework, &tests);
     if candidates.is_empty() {
         return Err(Error::Unavailable(format!(
             "re-running single tests of {framework:?} is not supported"
         )));
     }
-    let mut actions = Vec::new();
     let mut last_error = None;
     for (program, args) in candidates {
         match guard_sdk::exec::run(program, &args) {
             Ok(out) => {
-                actions.push(format!(
-                    "ran {program} {} (exit {})",
-                    args.join(" "),
-                    out.status
-                ));
-                let names: Vec<(String, String)> = tests
-                    .iter()
-                    .map(|t| {
-                        (
-                            if out.status == 0 {
-                                "flaky-test"
-                            } else {
-                                "failed-test"
-                            }
-                            .to_string(),
-                            t.to_string(),
-                        )
-                    })
-                    .collect();
-                let (effect, summary) = if out.status == 0 {
-                    (
-                        Effect::PassedInIsolation,
-                        format!(
-                            "flaky: {} failed, then passed when re-run alone",
-                            tests.join(", ")
-                        ),
-                    )
-                } else {
-                    (
-                        Effect::FailedInIsolation,
-                        format!(
-                            "genuine failure: {} failed again when re-run alone",
-                            tests.join(", ")
-                        ),
-                    )
-                };
-                return Ok(Report {
-                    summary,
-                    actions,
-                    effect,
-                    facts: names,
-                });
+                let shown = format!("{program} {}", args.join(" "));
+                return Ok(isolation_report(&tests, &shown, out.status, actions));
             }
             // Try the next way of running the same tests.
             Err(e @ (Error::NotFound(_) | Error::Denied(_))) => {
@@ -234,6 +217,45 @@ fn rerun_failed_tests(finding: &Finding) -> Result<Report, Error> {
         }
     }
     Err(last_error.unwrap_or_else(|| Error::Unavailable("no way to re-run the tests".into())))
+}
+
+/// The report of re-running `tests` alone with `command`, which exited `status`.
+fn isolation_report(
+    tests: &[&str],
+    command: &str,
+    status: i32,
+    mut actions: Vec<String>,
+) -> Report {
+    actions.push(format!("ran {command} (exit {status})"));
+    let passed = status == 0;
+    let key = if passed { "flaky-test" } else { "failed-test" };
+    let facts = tests
+        .iter()
+        .map(|t| (key.to_string(), t.to_string()))
+        .collect();
+    let (effect, summary) = if passed {
+        (
+            Effect::PassedInIsolation,
+            format!(
+                "flaky: {} failed, then passed when re-run alone",
+                tests.join(", ")
+            ),
+        )
+    } else {
+        (
+            Effect::FailedInIsolation,
+            format!(
+                "genuine failure: {} failed again when re-run alone",
+                tests.join(", ")
+            ),
+        )
+    };
+    Report {
+        summary,
+        actions,
+        effect,
+        facts,
+    }
 }
 
 fn clear_cache_and_retry(finding: &Finding) -> Result<Report, Error> {

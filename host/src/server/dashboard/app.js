@@ -47,7 +47,7 @@ function fill(tableId, rows, empty) {
 function tiles(d) {
   const t = document.getElementById("tiles");
   const failed = d.jobs.filter((j) => j.status === "failed").length;
-  const healed = d.jobs.filter((j) => j.outcome === "rerun-scheduled" || j.outcome === "heal-worked").length;
+  const healed = d.jobs.filter((j) => j.outcome === "rerun-scheduled" || j.outcome === "healed").length;
   const items = [
     ["jobs processed", d.jobs_processed],
     ["queued", d.queue_depth],
@@ -77,7 +77,7 @@ function jobs(d) {
     const notes = (j.notes || []).length
       ? el("details", {}, el("summary", { class: "small" }, `${j.notes.length} note(s)`), ...j.notes.map((n) => el("div", { class: "small" }, n)))
       : null;
-    const outcome = el("div", {}, el("span", { class: "pill" + (/worked|passed|rerun/.test(j.outcome) ? " ok" : "") }, j.outcome || "?"), notes);
+    const outcome = el("div", {}, el("span", { class: "pill" + (/healed|passed|rerun-scheduled|flaky/.test(j.outcome) ? " ok" : "") }, j.outcome || "?"), notes);
     return [el("span", { title: new Date(j.processed_ms).toISOString() }, ago(j.processed_ms)), name, diag, ev, action, outcome];
   }), "no job yet — point a platform's webhooks at this daemon");
 }

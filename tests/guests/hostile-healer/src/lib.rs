@@ -3,7 +3,8 @@
 //! reports what stopped it, `probe` tries every capability it was not
 //! granted; `env` asks for re-runs whose environment would run code,
 //! `sneaky` declares no re-runs and asks for several anyway, `sleep` sleeps
-//! past the heal deadline.
+//! past the heal deadline; `tests` asks to re-run the wrapped command's
+//! "tests" with names that are really options or files elsewhere.
 
 use guard_sdk::{Category, Effect, Error, Finding, Healer, Job, PluginInfo, Report, Strategy};
 
@@ -34,10 +35,12 @@ impl Healer for HostileHealer {
         guard_sdk::info("guest-hostile-healer", "0.1.0", "misbehaving strategies")
     }
     fn strategies() -> Vec<Strategy> {
-        ["spin", "panic", "flood", "probe", "env", "sneaky", "sleep"]
-            .iter()
-            .map(|n| strategy(n))
-            .collect()
+        [
+            "spin", "panic", "flood", "probe", "env", "sneaky", "sleep", "tests",
+        ]
+        .iter()
+        .map(|n| strategy(n))
+        .collect()
     }
     fn heal(strategy: &str, _job: &Job, _finding: &Finding) -> Result<Report, Error> {
         let facts: Vec<(String, String)> = match strategy {
@@ -84,6 +87,31 @@ impl Healer for HostileHealer {
                     describe(guard_sdk::ci::rerun_failed_jobs()),
                 ),
             ],
+            "tests" => {
+                let mut facts: Vec<(String, String)> = [
+                    "--collect-only",
+                    "-p=evil_plugin",
+                    "@/tmp/pwn-args",
+                    "/etc/pwn.py::test_x",
+                    "../outside.py::test_x",
+                    "test_ok.py::test_ok",
+                ]
+                .iter()
+                .map(|name| {
+                    (
+                        name.to_string(),
+                        describe(guard_sdk::exec::rerun_tests(&[name.to_string()])),
+                    )
+                })
+                .collect();
+                facts.push((
+                    "wrapped".into(),
+                    guard_sdk::exec::wrapped_command()
+                        .map(|c| c.join(" "))
+                        .unwrap_or_default(),
+                ));
+                facts
+            }
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(30));
                 vec![]
