@@ -767,7 +767,7 @@ mod tests {
         assert!(version_supported("0.1.1"));
         assert!(version_supported("0.1.2"));
         assert!(
-            !version_supported("0.1.2"),
+            !version_supported("0.1.3"),
             "a newer patch may import what this host lacks"
         );
         assert!(!version_supported("0.2.0"));
