@@ -159,11 +159,21 @@ pub fn sign(bytes: &[u8], secret_hex: &str) -> Result<String, PackError> {
 /// Verifies a pack file against its `.sig` and the trusted public keys
 /// (hex); returns the key that signed it.
 pub fn verify(path: &Path, trusted: &[String]) -> Result<String, PackError> {
+    let bytes = std::fs::read(path).map_err(|e| PackError::Unverified {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    verify_bytes(path, &bytes, trusted)
+}
+
+/// Verifies `bytes`, loaded from `path`, against `path`'s `.sig` and the
+/// trusted public keys (hex); returns the key that signed it. The bytes
+/// checked are the bytes loaded: the file is not read a second time.
+pub fn verify_bytes(path: &Path, bytes: &[u8], trusted: &[String]) -> Result<String, PackError> {
     let unverified = |reason: String| PackError::Unverified {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| unverified(format!("cannot read: {e}")))?;
     let sig_path = signature_path(path);
     let sig_text = std::fs::read_to_string(&sig_path)
         .map_err(|_| unverified(format!("unsigned: no {}", sig_path.display())))?;
@@ -182,7 +192,7 @@ pub fn verify(path: &Path, trusted: &[String]) -> Result<String, PackError> {
         let Ok(key) = VerifyingKey::from_bytes(&raw) else {
             continue;
         };
-        if key.verify(&bytes, &sig).is_ok() {
+        if key.verify(bytes, &sig).is_ok() {
             return Ok(key_hex.clone());
         }
     }

@@ -3,15 +3,19 @@
 //! world detection, an `InstancePre` per plugin, and a fresh, limited store
 //! per call (or per scan, for a detector's `scan` resource).
 
+mod admission;
 pub mod bindings;
 pub mod cache;
+mod call;
 mod convert;
 pub mod detector;
 pub mod engine;
 pub mod healer;
+pub mod inspect;
 pub mod limits;
 pub mod loader;
 pub mod pack;
+pub mod plugin;
 pub mod state;
 
 pub use loader::{Plugin, PluginKind, PluginSource, Runtime};

@@ -10,8 +10,9 @@ use wasmtime::component::ResourceAny;
 
 use super::bindings::detector::DetectorPlugin;
 use super::convert;
-use super::loader::{Plugin, Pre, Runtime, finish_call};
-use super::state::{PluginState, begin_call};
+use super::call::guarded;
+use super::loader::{Plugin, Pre, Runtime};
+use super::state::PluginState;
 use super::{RuntimeError, limits::Failure};
 use crate::model::{Finding, Job};
 
@@ -58,20 +59,19 @@ impl Runtime {
         let mut store = self.new_store(self.context(plugin, Some(job.clone()), false));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {
-            begin_call(&mut store);
-            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
-            let bindings = finish_call(&store, &id, "instantiate", r)?;
-            begin_call(&mut store);
+            let bindings = guarded(&mut store, &id, "instantiate", timeout, async |s| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
             let wit_job = convert::job_to_wit(job);
-            let r = tokio::time::timeout(
-                timeout,
+            let scan = guarded(&mut store, &id, "scan.constructor", timeout, async |s| {
                 bindings
                     .guard_plugin_detector()
                     .scan()
-                    .call_constructor(&mut store, &wit_job),
-            )
-            .await;
-            let scan = finish_call(&store, &id, "scan.constructor", r)?;
+                    .call_constructor(s, &wit_job)
+                    .await
+            })
+            .await?;
             Ok((bindings, scan))
         }
         .await;
@@ -139,20 +139,23 @@ impl ScanSession {
             Ok(b) => b,
             Err(e) => return runtime.outcome(&self.plugin, Err(e), false),
         };
-        begin_call(&mut self.store);
         let started = tokio::time::Instant::now();
-        let r = tokio::time::timeout(
+        let (bindings, scan) = (&self.bindings, self.scan);
+        let result = guarded(
+            &mut self.store,
+            &self.plugin.info.id,
+            "scan.feed",
             budget,
-            self.bindings.guard_plugin_detector().scan().call_feed(
-                &mut self.store,
-                self.scan,
-                chunk,
-                first_line,
-            ),
+            async |s| {
+                bindings
+                    .guard_plugin_detector()
+                    .scan()
+                    .call_feed(s, scan, chunk, first_line)
+                    .await
+            },
         )
         .await;
         self.spent += started.elapsed();
-        let result = finish_call(&self.store, &self.plugin.info.id, "scan.feed", r);
         let result = self.blame_deadline("scan.feed", result);
         runtime.outcome(&self.plugin, result, false)
     }
@@ -163,19 +166,19 @@ impl ScanSession {
             Ok(b) => b,
             Err(e) => return runtime.outcome(&self.plugin, Err(e), true),
         };
-        begin_call(&mut self.store);
         let started = tokio::time::Instant::now();
-        let r = tokio::time::timeout(
-            budget,
-            self.bindings
+        let id = self.plugin.info.id.clone();
+        let (bindings, scan) = (&self.bindings, self.scan);
+        let result = guarded(&mut self.store, &id, "scan.finish", budget, async |s| {
+            bindings
                 .guard_plugin_detector()
                 .scan()
-                .call_finish(&mut self.store, self.scan),
-        )
+                .call_finish(s, scan)
+                .await
+        })
         .await;
         self.spent += started.elapsed();
-        let id = self.plugin.info.id.clone();
-        let result = finish_call(&self.store, &id, "scan.finish", r).and_then(|findings| {
+        let result = result.and_then(|findings| {
             if findings.len() > self.max_findings {
                 tracing::warn!(plugin = %id, "kept {} of {} findings ([limits] max_findings)", self.max_findings, findings.len());
             }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::bindings::healer::exports::guard::plugin::healer::Effect as WitEffect;
-use super::loader::{Plugin, Pre, Runtime, finish_call};
-use super::state::begin_call;
+use super::call::guarded;
+use super::loader::{Plugin, Pre, Runtime};
 use super::{RuntimeError, convert};
 use crate::model::{Category, Finding, Job};
 
@@ -92,14 +92,14 @@ impl Runtime {
         let mut store = self.new_store(self.context(plugin, None, false));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
         let result = async {
-            begin_call(&mut store);
-            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
-            let b = finish_call(&store, &id, "instantiate", r)?;
-            begin_call(&mut store);
-            let r =
-                tokio::time::timeout(timeout, b.guard_plugin_healer().call_strategies(&mut store))
-                    .await;
-            let list = finish_call(&store, &id, "strategies", r)?;
+            let b = guarded(&mut store, &id, "instantiate", timeout, async |s| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
+            let list = guarded(&mut store, &id, "strategies", timeout, async |s| {
+                b.guard_plugin_healer().call_strategies(s).await
+            })
+            .await?;
             Ok(list
                 .into_iter()
                 .take(100)
@@ -154,19 +154,18 @@ impl Runtime {
         let timeout = Duration::from_millis(limits.call_timeout_ms.saturating_add(extra_ms));
         let deadline_ms = limits.heal_deadline_ms.saturating_add(extra_ms);
         let heal_call = async {
-            begin_call(&mut store);
-            let r = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
-            let b = finish_call(&store, &id, "instantiate", r)?;
-            begin_call(&mut store);
+            let b = guarded(&mut store, &id, "instantiate", timeout, async |s| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
             let wit_job = convert::job_to_wit(job);
             let wit_finding = convert::finding_to_wit(finding);
-            let r = tokio::time::timeout(
-                timeout,
+            let report = guarded(&mut store, &id, "heal", timeout, async |s| {
                 b.guard_plugin_healer()
-                    .call_heal(&mut store, strategy, &wit_job, &wit_finding),
-            )
-            .await;
-            let report = finish_call(&store, &id, "heal", r)?;
+                    .call_heal(s, strategy, &wit_job, &wit_finding)
+                    .await
+            })
+            .await?;
             Ok(match report {
                 Ok(r) => HealOutcome::Done {
                     summary: convert::truncate(r.summary, 1024),

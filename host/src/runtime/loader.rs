@@ -1,167 +1,35 @@
 //! Plugin discovery and loading: embedded standard plugins first, then every
 //! `*.wasm` of `--plugins DIR`, a later plugin replacing an earlier one with
 //! the same id. Each component is compiled (or fetched from the compile
-//! cache), its world is found from its exports, its WIT version checked, and
-//! an `InstancePre` kept for cheap per-call instantiation.
+//! cache), its world is found from its type ([`super::inspect`]), it passes
+//! admission ([`super::admission`]: signature before any code runs, then
+//! id, hash pin and grants), and an `InstancePre` is kept for cheap
+//! per-call instantiation. The runtime also hands out call contexts and
+//! records security events.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 use super::bindings::{detector::DetectorPluginPre, healer::HealerPluginPre, pack::PatternPackPre};
-use super::cache::{CacheOutcome, CompileCache, sha256_hex};
+use super::cache::{CompileCache, sha256_hex};
+use super::call::{first_line, guarded};
 use super::convert::{self, PluginInfo};
-use super::limits::classify;
-use super::state::{CallContext, PluginState, begin_call, new_store};
-use super::{RuntimeError, WIT_VERSION, bindings, engine};
+use super::inspect::inspect;
+use super::state::{CallContext, PluginState, new_store};
+use super::{RuntimeError, bindings, engine};
 use crate::caps::grants::Grants;
 use crate::config::Config;
-use crate::model::Rule;
 use crate::store::{SecurityEvent, Store as Db, now_ms};
 
-/// Consecutive failed calls after which a plugin is quarantined.
-pub const QUARANTINE_AFTER: u32 = 3;
-
-/// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PluginKind {
-    /// Exports `detector`.
-    Detector,
-    /// Exports `healer`.
-    Healer,
-    /// Exports `pack`.
-    Pack,
-}
-
-impl PluginKind {
-    /// The WIT world name.
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::Detector => "detector-plugin",
-            PluginKind::Healer => "healer-plugin",
-            PluginKind::Pack => "pattern-pack",
-        }
-    }
-}
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
-pub enum PluginSource {
-    /// Built into the `guard` binary.
-    Embedded,
-    /// A file from `--plugins`.
-    File(PathBuf),
-}
-
-impl PluginSource {
-    fn origin(&self, name: &str) -> String {
-        match self {
-            PluginSource::Embedded => format!("embedded plugin {name}"),
-            PluginSource::File(p) => p.display().to_string(),
-        }
-    }
-}
-
-pub(crate) enum Pre {
-    Detector(DetectorPluginPre<PluginState>),
-    Healer(HealerPluginPre<PluginState>),
-    Pack(PatternPackPre<PluginState>),
-}
-
-/// What a component is, read from its type alone (no instantiation).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Inspection {
-    /// The world it implements.
-    pub kind: PluginKind,
-    /// The guard:plugin version it was built against.
-    pub wit_version: String,
-    /// Every export name.
-    pub exports: Vec<String>,
-    /// Every import name.
-    pub imports: Vec<String>,
-    /// The guard capability interfaces it imports (its request), e.g. `ci`.
-    pub capabilities: Vec<String>,
-}
-
-/// A loaded plugin.
-pub struct Plugin {
-    /// Self-reported id, version and description.
-    pub info: PluginInfo,
-    /// Its world.
-    pub kind: PluginKind,
-    /// Where it came from.
-    pub source: PluginSource,
-    /// sha256 of the component file.
-    pub sha256: String,
-    /// Size of the component in bytes.
-    pub size: usize,
-    /// What its type says.
-    pub inspection: Inspection,
-    /// Whether its code came from the compile cache.
-    pub cache: CacheOutcome,
-    /// Time to compile or load it.
-    pub load_time: Duration,
-    /// Its grants.
-    pub grants: Arc<Grants>,
-    /// Rules, for packs (as shipped; compiled by the scanner).
-    pub rules: Vec<Rule>,
-    /// The classifier model a pack ships in its `guard-model` section.
-    pub model: Option<Arc<crate::detect::classifier::Model>>,
-    pub(crate) pre: Pre,
-    failures: AtomicU32,
-}
-
-impl std::fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("id", &self.info.id)
-            .field("kind", &self.kind)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl Plugin {
-    /// The plugin's id.
-    pub fn id(&self) -> &str {
-        &self.info.id
-    }
-
-    /// Whether it failed too often to be called again.
-    pub fn is_quarantined(&self) -> bool {
-        self.failures.load(Ordering::Relaxed) >= QUARANTINE_AFTER
-    }
-
-    /// Consecutive failed calls so far.
-    pub fn consecutive_failures(&self) -> u32 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn check_quarantine(&self) -> Result<(), RuntimeError> {
-        let failures = self.failures.load(Ordering::Relaxed);
-        if failures >= QUARANTINE_AFTER {
-            return Err(RuntimeError::Quarantined {
-                plugin: self.info.id.clone(),
-                failures,
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn record_outcome(&self, ok: bool) {
-        if ok {
-            self.failures.store(0, Ordering::Relaxed);
-        } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
+pub use super::admission::default_grants;
+pub use super::call::finish_call;
+pub use super::inspect::{Inspection, guard_interface, version_supported};
+pub use super::plugin::{Plugin, PluginKind, PluginSource, Pre, QUARANTINE_AFTER};
 
 /// The runtime: engine, linker, compile cache and loaded plugins.
 pub struct Runtime {
@@ -295,14 +163,6 @@ impl Runtime {
         let plugin = self
             .prepare(&bytes, PluginSource::File(path.to_path_buf()), &name)
             .await?;
-        if plugin.kind == PluginKind::Pack && self.config.packs.require_signatures {
-            let signer =
-                crate::pack::verify(path, &self.config.packs.trusted_keys).map_err(|e| {
-                    self.security(&plugin.info.id, "unsigned-pack", "pack", &e.to_string());
-                    RuntimeError::Signature(e.to_string())
-                })?;
-            tracing::info!(pack = %plugin.info.id, "signature verified (key {signer})");
-        }
         Ok(self.register(plugin))
     }
 
@@ -355,6 +215,7 @@ impl Runtime {
                 })?;
         let load_time = started.elapsed();
         let inspection = inspect(&self.engine, &component, &origin)?;
+        self.admit_code(inspection.kind, &source, name, bytes)?;
         let instantiate_err = |e: wasmtime::Error| RuntimeError::Instantiate {
             plugin: origin.clone(),
             message: first_line(&e),
@@ -379,46 +240,7 @@ impl Runtime {
         let provisional = self.context_for(name, Arc::new(Grants::none()), None, false);
         let mut store = new_store(&self.engine, provisional);
         let info = self.call_info(&pre, &mut store, &origin).await?;
-        if info.id.is_empty()
-            || !info
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(RuntimeError::Instantiate {
-                plugin: origin,
-                message: format!(
-                    "invalid plugin id {:?}: use lowercase letters, digits and '-'",
-                    info.id
-                ),
-            });
-        }
-        let pc = self.config.plugin(&info.id);
-        if let Some(expected) = &pc.sha256
-            && !expected.eq_ignore_ascii_case(&sha256)
-        {
-            self.security(
-                &info.id,
-                "hash-mismatch",
-                "sha256",
-                &format!("{origin} has sha256 {sha256}, pinned {expected}"),
-            );
-            return Err(RuntimeError::HashMismatch {
-                origin,
-                id: info.id,
-                expected: expected.clone(),
-                actual: sha256,
-            });
-        }
-        // The embedded standard healer may act on the job it heals (re-run,
-        // clear its caches, annotate) unless guard.toml says otherwise;
-        // programs, hosts and files stay denied until granted.
-        let grants =
-            if source == PluginSource::Embedded && !self.config.plugins.contains_key(&info.id) {
-                Arc::new(Grants::from_list(default_grants(&info.id)).unwrap_or_default())
-            } else {
-                Arc::new(Grants::from_config(&pc))
-            };
+        let grants = self.admit(&info, &source, &sha256, &origin)?;
         let mut plugin = Plugin {
             info,
             kind: inspection.kind,
@@ -462,47 +284,39 @@ impl Runtime {
         origin: &str,
     ) -> Result<PluginInfo, RuntimeError> {
         let timeout = Duration::from_millis(self.config.limits.call_timeout_ms);
-        let ie = |e: wasmtime::Error| RuntimeError::Instantiate {
-            plugin: origin.to_string(),
-            message: first_line(&e),
-        };
-        begin_call(store);
-        let result = match pre {
+        let info = match pre {
             Pre::Detector(p) => {
-                let b = tokio::time::timeout(timeout, p.instantiate_async(&mut *store))
-                    .await
-                    .map_err(|_| self.timeout_err(origin, "instantiate"))?
-                    .map_err(ie)?;
-                tokio::time::timeout(timeout, b.guard_plugin_detector().call_info(&mut *store))
-                    .await
+                let b = guarded(store, origin, "instantiate", timeout, async |s| {
+                    p.instantiate_async(s).await
+                })
+                .await?;
+                guarded(store, origin, "info", timeout, async |s| {
+                    b.guard_plugin_detector().call_info(s).await
+                })
+                .await?
             }
             Pre::Healer(p) => {
-                let b = tokio::time::timeout(timeout, p.instantiate_async(&mut *store))
-                    .await
-                    .map_err(|_| self.timeout_err(origin, "instantiate"))?
-                    .map_err(ie)?;
-                tokio::time::timeout(timeout, b.guard_plugin_healer().call_info(&mut *store)).await
+                let b = guarded(store, origin, "instantiate", timeout, async |s| {
+                    p.instantiate_async(s).await
+                })
+                .await?;
+                guarded(store, origin, "info", timeout, async |s| {
+                    b.guard_plugin_healer().call_info(s).await
+                })
+                .await?
             }
             Pre::Pack(p) => {
-                let b = tokio::time::timeout(timeout, p.instantiate_async(&mut *store))
-                    .await
-                    .map_err(|_| self.timeout_err(origin, "instantiate"))?
-                    .map_err(ie)?;
-                tokio::time::timeout(timeout, b.guard_plugin_pack().call_info(&mut *store)).await
+                let b = guarded(store, origin, "instantiate", timeout, async |s| {
+                    p.instantiate_async(s).await
+                })
+                .await?;
+                guarded(store, origin, "info", timeout, async |s| {
+                    b.guard_plugin_pack().call_info(s).await
+                })
+                .await?
             }
         };
-        let info = finish_call(store, origin, "info", result)?;
         Ok(convert::info_from_wit(info))
-    }
-
-    fn timeout_err(&self, plugin: &str, call: &str) -> RuntimeError {
-        RuntimeError::Call {
-            plugin: plugin.to_string(),
-            call: call.to_string(),
-            reason: super::limits::Failure::Timeout {
-                ms: self.config.limits.call_timeout_ms,
-            },
-        }
     }
 
     /// A call context for plugin `id`.
@@ -560,228 +374,3 @@ impl Runtime {
         }
     }
 
-    /// Marks a call's outcome on `plugin` (quarantine bookkeeping) and
-    /// records contained failures as security events. `ends_use` is true for
-    /// the call that completes one use of the plugin (the last call of a
-    /// scan, a heal, loading a pack's rules): only a whole successful use
-    /// clears the failure count, so a plugin whose constructor works but
-    /// whose `feed` always traps still ends up quarantined.
-    pub(crate) fn outcome<T>(
-        &self,
-        plugin: &Plugin,
-        result: Result<T, RuntimeError>,
-        ends_use: bool,
-    ) -> Result<T, RuntimeError> {
-        match &result {
-            Ok(_) if ends_use => plugin.record_outcome(true),
-            Ok(_) => {}
-            Err(RuntimeError::Quarantined { .. }) => {}
-            Err(e) => {
-                plugin.record_outcome(false);
-                self.security(&plugin.info.id, "contained-failure", "call", &e.to_string());
-                if plugin.consecutive_failures() == QUARANTINE_AFTER {
-                    self.security(
-                        &plugin.info.id,
-                        "quarantined",
-                        "plugin",
-                        &format!("quarantined after {QUARANTINE_AFTER} consecutive failures"),
-                    );
-                }
-            }
-        }
-        result
-    }
-}
-
-/// Turns a call's raw result into guard's error, classifying limit hits.
-pub(crate) fn finish_call<T>(
-    store: &Store<PluginState>,
-    plugin: &str,
-    call: &str,
-    result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
-) -> Result<T, RuntimeError> {
-    let data = store.data();
-    let limits = &data.context().limits;
-    crate::metrics::get().plugin_call(
-        plugin,
-        call,
-        data.call_started.elapsed().as_secs_f64(),
-        matches!(result, Ok(Ok(_))),
-    );
-    let reason = match result {
-        Ok(Ok(v)) => return Ok(v),
-        Ok(Err(e)) => classify(
-            &e,
-            &data.cpu,
-            &data.limiter,
-            limits.cpu_ms,
-            limits.memory_mib,
-        ),
-        Err(_) => super::limits::Failure::Timeout {
-            ms: limits.call_timeout_ms,
-        },
-    };
-    for (name, pipe) in [("stdout", &data.stdout), ("stderr", &data.stderr)] {
-        let text = pipe.contents();
-        if !text.is_empty() {
-            tracing::debug!(plugin, "plugin {name}: {}", text.trim_end());
-        }
-    }
-    // A Rust (or other) panic prints its message to stderr before the trap:
-    // that message is the clearest reason there is.
-    let reason = match reason {
-        super::limits::Failure::Trap(t) => {
-            let stderr = data.stderr.contents();
-            match stderr.lines().rev().find(|l| l.contains("panicked")) {
-                Some(p) => super::limits::Failure::Trap(format!(
-                    "{t} — {}",
-                    crate::intake::clip(p.trim(), 300)
-                )),
-                None => super::limits::Failure::Trap(t),
-            }
-        }
-        other => other,
-    };
-    Err(RuntimeError::Call {
-        plugin: plugin.to_string(),
-        call: call.to_string(),
-        reason,
-    })
-}
-
-fn first_line(e: &wasmtime::Error) -> String {
-    let s = format!("{e:#}");
-    s.lines().next().unwrap_or_default().to_string()
-}
-
-/// Reads a component's world, WIT version and imports from its type.
-pub fn inspect(
-    engine: &Engine,
-    component: &Component,
-    origin: &str,
-) -> Result<Inspection, RuntimeError> {
-    let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    let mut found = None;
-    for name in &exports {
-        let Some((iface, version)) = guard_interface(name) else {
-            continue;
-        };
-        let kind = match iface {
-            "detector" => PluginKind::Detector,
-            "healer" => PluginKind::Healer,
-            "pack" => PluginKind::Pack,
-            _ => continue,
-        };
-        found = Some((kind, version.to_string()));
-        break;
-    }
-    let Some((kind, wit_version)) = found else {
-        return Err(RuntimeError::UnknownWorld {
-            origin: origin.into(),
-            exports: if exports.is_empty() {
-                "nothing".into()
-            } else {
-                exports.join(", ")
-            },
-        });
-    };
-    if !version_supported(&wit_version) {
-        return Err(RuntimeError::UnsupportedWit {
-            origin: origin.into(),
-            found: wit_version,
-            supported: WIT_VERSION.into(),
-        });
-    }
-    for name in &imports {
-        if let Some((_, v)) = guard_interface(name)
-            && !version_supported(v)
-        {
-            return Err(RuntimeError::UnsupportedWit {
-                origin: origin.into(),
-                found: v.to_string(),
-                supported: WIT_VERSION.into(),
-            });
-        }
-    }
-    let mut capabilities: Vec<String> = imports
-        .iter()
-        .filter_map(|n| guard_interface(n).map(|(i, _)| i.to_string()))
-        .filter(|i| i != "types")
-        .collect();
-    capabilities.sort();
-    capabilities.dedup();
-    Ok(Inspection {
-        kind,
-        wit_version,
-        exports,
-        imports,
-        capabilities,
-    })
-}
-
-/// Grants of embedded plugins that have no `[plugins.<id>]` section.
-pub fn default_grants(id: &str) -> &'static [&'static str] {
-    match id {
-        "heal-std" => &[
-            "ci.rerun-job",
-            "ci.rerun-failed-jobs",
-            "ci.clear-caches",
-            "ci.annotate",
-        ],
-        _ => &[],
-    }
-}
-
-/// `guard:plugin/kv@0.1.0` → `("kv", "0.1.0")`.
-fn guard_interface(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix("guard:plugin/")?;
-    Some(rest.split_once('@').unwrap_or((rest, "")))
-}
-
-/// Whether this host serves guard:plugin at `version`: same major, and
-/// before 1.0 the same minor; the component's version must not be newer.
-pub fn version_supported(version: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64, u64)> {
-        let core = v.split(['-', '+']).next()?;
-        let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    };
-    let (Some(have), Some(want)) = (parse(WIT_VERSION), parse(version)) else {
-        return false;
-    };
-    want.0 == have.0 && (have.0 > 0 || want.1 == have.1) && (want.1, want.2) <= (have.1, have.2)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        assert!(
-            version_supported("0.1.0"),
-            "an older patch (fewer host functions) loads"
-        );
-        assert!(version_supported("0.1.1"));
-        assert!(version_supported("0.1.2"));
-        assert!(
-            !version_supported("0.1.3"),
-            "a newer patch may import what this host lacks"
-        );
-        assert!(!version_supported("0.2.0"));
-        assert!(!version_supported("1.0.0"));
-        assert!(!version_supported("0.1.99"));
-        assert!(!version_supported(""));
-    }
-
-    #[test]
-    fn interface_names() {
-        assert_eq!(
-            guard_interface("guard:plugin/kv@0.1.0"),
-            Some(("kv", "0.1.0"))
-        );
-        assert_eq!(guard_interface("wasi:cli/environment@0.2.6"), None);
-    }
-}

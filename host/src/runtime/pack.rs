@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::convert;
-use super::loader::{Plugin, Pre, Runtime, finish_call};
-use super::state::begin_call;
+use super::call::guarded;
+use super::loader::{Plugin, Pre, Runtime};
 use super::{RuntimeError, limits::Failure};
 use crate::model::Rule;
 
@@ -21,15 +21,15 @@ impl Runtime {
         let id = plugin.info.id.clone();
         let mut store = self.new_store(self.context(plugin, None, false));
         let timeout = Duration::from_millis(self.config().limits.call_timeout_ms);
-        begin_call(&mut store);
         let result = async {
-            let instance = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
-            let instance = finish_call(&store, &id, "instantiate", instance)?;
-            begin_call(&mut store);
-            let rules =
-                tokio::time::timeout(timeout, instance.guard_plugin_pack().call_rules(&mut store))
-                    .await;
-            let rules = finish_call(&store, &id, "rules", rules)?;
+            let instance = guarded(&mut store, &id, "instantiate", timeout, async |s| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
+            let rules = guarded(&mut store, &id, "rules", timeout, async |s| {
+                instance.guard_plugin_pack().call_rules(s).await
+            })
+            .await?;
             if rules.len() > MAX_RULES {
                 return Err(RuntimeError::Call {
                     plugin: id.clone(),
