@@ -240,6 +240,28 @@ async fn unsigned_or_badly_signed_packs_are_refused_where_signatures_are_require
         !out.contains("signed-pack") && err.contains("bad signature"),
         "{out}\n{err}"
     );
+    // Bytes handed to the runtime directly meet the same admission: the
+    // signature is checked on the bytes loaded, before any of them runs.
+    let cfg = guard::config::Config::load(&config).unwrap();
+    let mut rt = guard::runtime::Runtime::new(
+        std::sync::Arc::new(cfg),
+        guard::store::Store::temporary().unwrap(),
+        None,
+    )
+    .unwrap();
+    let tampered = std::fs::read(&pack).unwrap();
+    let r = rt
+        .add(
+            &tampered,
+            guard::runtime::PluginSource::File(pack.clone()),
+            "p.wasm",
+        )
+        .await;
+    assert!(
+        matches!(r, Err(guard::runtime::RuntimeError::Signature(_))),
+        "{r:?}"
+    );
+    assert!(rt.plugins().is_empty());
 }
 
 /// One log of an unknown failure kind `kind`, varied by `n`.

@@ -108,4 +108,3 @@ pub fn default_grants(id: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
-

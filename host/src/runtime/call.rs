@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
+use super::RuntimeError;
 use super::limits::{Failure, classify};
 use super::loader::Runtime;
 use super::plugin::{Plugin, QUARANTINE_AFTER};
 use super::state::{PluginState, begin_call};
-use super::RuntimeError;
 
 /// One guarded call: resets the store's per-call accounting, runs `call`
 /// under `timeout`, and turns its result into guard's error.
@@ -61,8 +61,6 @@ impl Runtime {
     }
 }
 
-}
-
 /// Turns a call's raw result into guard's error, classifying limit hits.
 pub(crate) fn finish_call<T>(
     store: &Store<PluginState>,
@@ -103,10 +101,7 @@ pub(crate) fn finish_call<T>(
         Failure::Trap(t) => {
             let stderr = data.stderr.contents();
             match stderr.lines().rev().find(|l| l.contains("panicked")) {
-                Some(p) => Failure::Trap(format!(
-                    "{t} — {}",
-                    crate::intake::clip(p.trim(), 300)
-                )),
+                Some(p) => Failure::Trap(format!("{t} — {}", crate::intake::clip(p.trim(), 300))),
                 None => Failure::Trap(t),
             }
         }
@@ -123,4 +118,3 @@ pub(crate) fn first_line(e: &wasmtime::Error) -> String {
     let s = format!("{e:#}");
     s.lines().next().unwrap_or_default().to_string()
 }
-

@@ -9,8 +9,8 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use super::bindings::detector::DetectorPlugin;
-use super::convert;
 use super::call::guarded;
+use super::convert;
 use super::loader::{Plugin, Pre, Runtime};
 use super::state::PluginState;
 use super::{RuntimeError, limits::Failure};

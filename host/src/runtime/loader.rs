@@ -27,9 +27,9 @@ use crate::config::Config;
 use crate::store::{SecurityEvent, Store as Db, now_ms};
 
 pub use super::admission::default_grants;
-pub use super::call::finish_call;
-pub use super::inspect::{Inspection, guard_interface, version_supported};
-pub use super::plugin::{Plugin, PluginKind, PluginSource, Pre, QUARANTINE_AFTER};
+pub use super::inspect::{Inspection, version_supported};
+pub(crate) use super::plugin::Pre;
+pub use super::plugin::{Plugin, PluginKind, PluginSource, QUARANTINE_AFTER};
 
 /// The runtime: engine, linker, compile cache and loaded plugins.
 pub struct Runtime {
@@ -373,4 +373,4 @@ impl Runtime {
             tracing::error!("cannot record security event: {e}");
         }
     }
-
+}

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::convert;
 use super::call::guarded;
+use super::convert;
 use super::loader::{Plugin, Pre, Runtime};
 use super::{RuntimeError, limits::Failure};
 use crate::model::Rule;
