@@ -226,3 +226,66 @@ async fn jest_through_npx() {
         "npx jest --ci --testNamePattern",
     );
 }
+
+/// The daemon heals a flaky test failure of a platform job with the same
+/// strategy, the same outcome word and the same statistics as `guard exec`.
+#[tokio::test]
+async fn the_daemon_reports_a_flaky_test_as_guard_exec_does() {
+    use guard::config::PluginConfig;
+    use guard::heal::{Outcome, stats};
+    use guard::model::Category;
+
+    crate::heal::ensure_pytest();
+    // The daemon has no wrapped command: the runner must be granted.
+    let fake = crate::fake::Fake::start(false).await;
+    let mut config = crate::daemon::config_for(&fake);
+    config.plugins.insert(
+        "heal-std".into(),
+        PluginConfig {
+            grants: vec!["ci.rerun-job".into(), "exec:python3".into()],
+            ..PluginConfig::default()
+        },
+    );
+    let runtime = crate::util::runtime_with(config.clone(), &[]).await;
+    let daemon = guard::daemon::Daemon::new(
+        runtime,
+        guard::platform::Platforms::from_config(&config).unwrap(),
+        false,
+    )
+    .unwrap();
+    daemon.start();
+    let app = guard::server::router(daemon.clone());
+    let h = crate::daemon::Harness { daemon, app, fake };
+    // The test the job's log names passes when run alone here.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "test_flaky.py",
+        "def test_sometimes():\n    assert True\n",
+    );
+    let test = format!("{}/test_flaky.py::test_sometimes", dir.path().display());
+    h.fake.set_log(
+        "289782451",
+        &format!(
+            "Run python -m pytest -q\nF.                                                                       [100%]\n=================================== FAILURES ===================================\nE       AssertionError: fails on the first run only\n=========================== short test summary info ============================\nFAILED {test} - AssertionError: fails on the first run only\n1 failed, 1 passed in 0.03s\nError: Process completed with exit code 1.\n"
+        ),
+    );
+    let body = crate::daemon::failed_job(289782451, "failure");
+    let (_, v) = h
+        .github("workflow_job", "d-flaky", &body, crate::daemon::SECRET)
+        .await;
+    let r = h.record(crate::daemon::queued_id(&v)).await;
+    assert_eq!(r.outcome, Outcome::Flaky.as_str(), "{r:?}");
+    assert_eq!(r.strategy.as_deref(), Some("rerun-failed-tests"));
+    assert_eq!(r.flaky_tests, vec![test]);
+    let o = stats::get(h.daemon.runtime.db(), Category::Test, "rerun-failed-tests").unwrap();
+    assert_eq!(
+        (o.successes, o.failures),
+        (1, 0),
+        "as guard exec records it"
+    );
+    assert!(
+        h.fake.seen().iter().all(|s| !s.path.contains("rerun")),
+        "a flaky test is reported, not re-run"
+    );
+}
