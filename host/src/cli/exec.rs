@@ -22,9 +22,9 @@ use crate::caps::exec::Wrapped;
 use crate::detect::Analyzer;
 use crate::heal::local::LocalBackend;
 use crate::heal::planner::Plan;
-use crate::heal::session::Failure;
+use crate::heal::session::{Failure, Healing};
 use crate::heal::{Outcome, Session};
-use crate::model::{Evidence, Job, Platform};
+use crate::model::{Job, Platform};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,24 +56,17 @@ pub struct Args {
     command: Vec<String>,
 }
 
-/// One run of the command.
+/// One run of the command: what the heal session made of it (outcome in
+/// the words the daemon's job records use, diagnosis, strategy, actions,
+/// notes).
 #[derive(Debug, Serialize)]
 struct Attempt {
     attempt: u32,
     exit_code: i32,
     duration_ms: u64,
-    /// What came of this run, in the words the daemon's job records use.
-    outcome: Outcome,
-    category: Option<String>,
-    failure_type: Option<String>,
-    rule: Option<String>,
-    evidence: Vec<Evidence>,
-    strategy: Option<String>,
-    healer: Option<String>,
-    summary: Option<String>,
-    actions: Vec<String>,
+    #[serde(flatten)]
+    heal: Healing,
     backoff_secs: Option<u64>,
-    notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,30 +123,23 @@ pub async fn run(
             url: None,
             api_id: None,
         };
-        let mut attempt = Attempt {
-            attempt: number,
-            exit_code: status,
-            duration_ms: started.elapsed().as_millis() as u64,
-            outcome: Outcome::Passed,
-            category: None,
-            failure_type: None,
-            rule: None,
-            evidence: Vec::new(),
-            strategy: None,
-            healer: None,
-            summary: None,
-            actions: Vec::new(),
-            backoff_secs: None,
-            notes: Vec::new(),
-        };
+        let duration_ms = started.elapsed().as_millis() as u64;
         // This run tells whether the previous heal worked.
-        if let Some(settled) = session.settle(&job, status == 0)? {
-            attempt.outcome = settled.outcome;
-            attempt.notes.push(settled.note);
-        }
+        let settled = session.settle(&job, status == 0)?;
         if status == 0 {
             outcome = if number == 1 { "passed" } else { "healed" };
-            attempts.push(attempt);
+            let mut heal = Healing::default();
+            if let Some(s) = settled {
+                heal.outcome = s.outcome;
+                heal.notes.push(s.note);
+            }
+            attempts.push(Attempt {
+                attempt: number,
+                exit_code: status,
+                duration_ms,
+                heal,
+                backoff_secs: None,
+            });
             keep_baseline(&runtime, &baseline_key, &log_path);
             break;
         }
@@ -169,7 +155,7 @@ pub async fn run(
         let backend_for = |_: &str, _: u32, backoff_secs: u64| {
             Ok(Arc::new(LocalBackend::new(backoff_secs)) as Arc<dyn CiBackend>)
         };
-        let h = session
+        let mut h = session
             .heal(
                 Failure {
                     job: &job,
@@ -196,28 +182,29 @@ pub async fn run(
         if let Some(summary) = &h.summary {
             let _ = writeln!(err, "guard: {summary}");
         }
-        attempt.outcome = h.outcome;
-        attempt.category = h.category.map(|c| c.to_string());
-        attempt.failure_type = h.failure_type;
-        attempt.rule = h.rule;
-        attempt.evidence = h.evidence;
-        attempt.strategy = h.strategy;
-        attempt.healer = h.healer;
-        attempt.summary = h.summary;
-        attempt.actions = h.actions;
         for note in &h.notes {
             let _ = writeln!(err, "guard: {}", note.trim_end());
         }
-        attempt.notes.extend(h.notes);
-        last_plan = h.plan;
+        if let Some(s) = settled {
+            h.notes.insert(0, s.note);
+        }
+        last_plan = h.plan.take();
         if h.outcome == Outcome::Flaky {
             outcome = "flaky";
-            flaky_tests.extend(h.flaky_tests);
+            flaky_tests.extend(h.flaky_tests.iter().cloned());
         }
         if args.dry_run {
-            attempt.notes.push("dry run: nothing was done".into());
+            h.notes.push("dry run: nothing was done".into());
         }
-        let Some(rerun) = h.rerun else {
+        let rerun = h.rerun.take();
+        let mut attempt = Attempt {
+            attempt: number,
+            exit_code: status,
+            duration_ms,
+            heal: h,
+            backoff_secs: None,
+        };
+        let Some(rerun) = rerun else {
             attempts.push(attempt);
             break;
         };

@@ -209,6 +209,7 @@ pub struct Healing {
     /// Tests that passed alone.
     pub flaky_tests: Vec<String>,
     /// The plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
     /// The re-run asked for (scheduled by the platform backend, or for
     /// `guard exec` to run), after budget and breakers allowed it.
