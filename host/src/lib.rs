@@ -10,6 +10,7 @@
 //! them ([`caps`]), the detection pipeline ([`detect`]), the database
 //! ([`store`]), the configuration ([`config`]) and the command line ([`cli`]).
 
+pub mod backoff;
 pub mod caps;
 pub mod cli;
 pub mod config;

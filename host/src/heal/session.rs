@@ -118,9 +118,7 @@ pub enum SessionError {
 /// first failure waits `base`): doubling per attempt, capped at 2¹⁰ × base,
 /// and never less than a delay the healer asked for.
 pub fn backoff(base_secs: u64, attempt: u32, asked_secs: u64) -> u64 {
-    base_secs
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(10))
-        .max(asked_secs)
+    crate::backoff::exponential(base_secs, attempt.saturating_sub(1), 10).max(asked_secs)
 }
 
 /// A heal waiting for the re-run's verdict.

@@ -288,7 +288,7 @@ impl Client {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200 * (1 << attempt.min(6)))
+    Duration::from_millis(crate::backoff::exponential(200, attempt, 6))
 }
 
 /// reqwest errors print the URL; a URL can carry a token in its query
