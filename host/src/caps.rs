@@ -14,7 +14,7 @@ pub mod tuning;
 
 use crate::runtime::bindings::types::{self, Error as WitError};
 use crate::runtime::state::PluginState;
-use crate::store::{AuditRecord, SecurityEvent, now_ms};
+use crate::store::{AuditRecord, now_ms};
 use grants::Grant;
 
 /// Host calls one plugin call may make; beyond it every host function
@@ -40,10 +40,10 @@ impl PluginState {
         Err(self.refuse("denied", &subject, (&subject, "call refused"), message))
     }
 
-    /// Refuses a call: logs it, records a security event of `kind` about
-    /// `subject` and an audit record of `(action, detail)`, and returns the
-    /// WIT `denied` error a plugin sees. The one way a host function
-    /// records a refusal.
+    /// Refuses a call: logs and records a security event of `kind` about
+    /// `subject` ([`crate::store::Store::security`]) and an audit record of
+    /// `(action, detail)`, and returns the WIT `denied` error a plugin sees.
+    /// The one way a host function records a refusal.
     pub(crate) fn refuse(
         &mut self,
         kind: &str,
@@ -51,18 +51,9 @@ impl PluginState {
         (action, detail): (&str, &str),
         message: String,
     ) -> WitError {
-        let plugin = self.ctx.plugin.clone();
-        tracing::warn!(plugin = %plugin, subject = %subject, "{kind}: {message}");
-        let event = SecurityEvent {
-            at_ms: now_ms(),
-            plugin,
-            kind: kind.into(),
-            subject: subject.into(),
-            message: message.clone(),
-        };
-        if let Err(e) = self.ctx.db.record_security(&event) {
-            tracing::error!("cannot record security event: {e}");
-        }
+        self.ctx
+            .db
+            .security(&self.ctx.plugin, kind, subject, &message);
         self.audit(action, detail, "denied");
         WitError::Denied(message)
     }

@@ -1,17 +1,23 @@
 //! guard's embedded database (sled): one place that knows the trees, their
 //! key layouts and value encodings, so no other module touches raw bytes.
 //!
-//! Trees: `kv/<plugin-id>` (plugins' private namespaces), `security`
-//! (denials and other security events), `audit` (every host action), `meta`
-//! (schema version); the typed trees of `heal` and `learn` (`breakers`,
-//! `budgets`, `stats`, `rules`, `candidates`, `rule_stats`); and the
-//! daemon's own (`queue`, `deliveries`, `jobs`, `dead`, `journal`,
-//! `schedule`, `pending`), whose layouts live in `daemon::queue`.
+//! Every tree is declared once, in [`Trees`] (`store/trees.rs`), as a
+//! [`TreeDef`]: its name, key layout and value type. Callers read and write
+//! through typed accessors ([`Store::get`], [`Store::put`], an opened
+//! [`Tree`], [`transaction`] across two trees), never by a tree's name; the
+//! machinery is in `store/typed.rs`. The one exception is a plugin's own
+//! `kv/<plugin>` tree ([`Store::plugin_kv`]), whose bytes are the plugin's.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+mod trees;
+mod typed;
+
+pub use trees::{JournalEntry, JournalKey, ScheduleKey, Trees, plugin_kv_name};
+pub use typed::{CodecError, Key, Tree, TreeDef, TxResult, TxTree, Value, transaction};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -30,18 +36,20 @@ pub enum StoreError {
     /// A flush could not run to completion.
     #[error("flushing the database failed: {0}")]
     Flush(String),
-    /// A stored value could not be decoded.
+    /// A stored key or value could not be decoded (or a value encoded).
     #[error("corrupt record in tree `{tree}`: {source}")]
     Corrupt {
         /// The tree holding it.
         tree: &'static str,
         /// The decoding error.
-        source: serde_json::Error,
+        source: CodecError,
     },
 }
 
 /// The schema version written into `meta`; bump with a migration.
 const SCHEMA_VERSION: u32 = 1;
+/// Its key in [`Trees::META`].
+const SCHEMA_KEY: &str = "schema";
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -64,6 +72,19 @@ pub struct SecurityEvent {
     pub subject: String,
     /// A sentence for people.
     pub message: String,
+}
+
+impl SecurityEvent {
+    /// An event happening now.
+    pub fn new(plugin: &str, kind: &str, subject: &str, message: &str) -> SecurityEvent {
+        SecurityEvent {
+            at_ms: now_ms(),
+            plugin: plugin.into(),
+            kind: kind.into(),
+            subject: subject.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// An audit record: one action a plugin asked the host to take.
@@ -146,124 +167,123 @@ impl Store {
     }
 
     fn init(&self) -> Result<(), StoreError> {
-        let meta = self.db.open_tree("meta")?;
-        if meta.get("schema")?.is_none() {
-            meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
+        let meta = self.tree(Trees::META)?;
+        if !meta.contains_key(SCHEMA_KEY)? {
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION)?;
         }
         Ok(())
     }
 
-    /// The private key-value tree of `plugin`.
-    pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("kv/{plugin}"))?)
+    /// Opens the tree `def` (one of [`Trees`]).
+    pub fn tree<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+    ) -> Result<Tree<K, V>, StoreError> {
+        Tree::open(&self.db, def)
     }
 
-    /// Appends a security event.
+    /// The record of `def` under `key`.
+    pub fn get<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+        key: &K,
+    ) -> Result<Option<V>, StoreError> {
+        self.tree(def)?.get(key)
+    }
+
+    /// Writes (or replaces) the record of `def` under `key`.
+    pub fn put<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), StoreError> {
+        self.tree(def)?.insert(key, value)
+    }
+
+    /// Removes the record of `def` under `key`; returns whether it existed.
+    pub fn remove<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+        key: &K,
+    ) -> Result<bool, StoreError> {
+        self.tree(def)?.remove(key)
+    }
+
+    /// Every record of `def` with its key, in key order.
+    pub fn entries<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+    ) -> Result<Vec<(K::Owned, V)>, StoreError> {
+        self.tree(def)?.iter().collect()
+    }
+
+    /// Every record of `def`, in key order.
+    pub fn values<K: Key + ?Sized, V: Value>(
+        &self,
+        def: TreeDef<K, V>,
+    ) -> Result<Vec<V>, StoreError> {
+        self.tree(def)?.values().collect()
+    }
+
+    /// The private key-value tree of `plugin`, raw: its keys and values are
+    /// the plugin's own bytes.
+    pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(plugin_kv_name(plugin))?)
+    }
+
+    /// Logs a security event (a warning) and records it: the one way guard
+    /// reports a denial, a refused webhook or a contained plugin failure.
+    /// A failure to record is logged rather than returned, because the
+    /// refusal itself must go ahead either way.
+    pub fn security(&self, plugin: &str, kind: &str, subject: &str, message: &str) {
+        tracing::warn!(plugin, kind, subject, "{message}");
+        if let Err(e) = self.record_security(&SecurityEvent::new(plugin, kind, subject, message)) {
+            tracing::error!("cannot record security event: {e}");
+        }
+    }
+
+    /// Appends a security event (without logging it: see [`Store::security`]).
     pub fn record_security(&self, event: &SecurityEvent) -> Result<(), StoreError> {
-        self.append("security", event)
+        self.append(Trees::SECURITY, event)
     }
 
     /// The most recent security events, newest last.
     pub fn security_events(&self, limit: usize) -> Result<Vec<SecurityEvent>, StoreError> {
-        self.tail("security", limit)
+        self.tail(Trees::SECURITY, limit)
     }
 
     /// Appends an audit record.
     pub fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.append("audit", record)
+        self.append(Trees::AUDIT, record)
     }
 
     /// The most recent audit records, newest last.
     pub fn audit_records(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        self.tail("audit", limit)
+        self.tail(Trees::AUDIT, limit)
     }
 
     /// Appends to a log-like tree keyed by a monotonically increasing id.
-    fn append<T: Serialize>(&self, tree: &'static str, value: &T) -> Result<(), StoreError> {
+    fn append<V: Value>(&self, def: TreeDef<u64, V>, value: &V) -> Result<(), StoreError> {
         let id = self.db.generate_id()?;
-        let bytes =
-            serde_json::to_vec(value).map_err(|source| StoreError::Corrupt { tree, source })?;
-        self.db.open_tree(tree)?.insert(id.to_be_bytes(), bytes)?;
-        Ok(())
+        self.tree(def)?.insert(&id, value)
     }
 
-    fn tail<T: for<'de> Deserialize<'de>>(
-        &self,
-        tree: &'static str,
-        limit: usize,
-    ) -> Result<Vec<T>, StoreError> {
-        let t = self.db.open_tree(tree)?;
-        let mut out = Vec::new();
-        for item in t.iter().rev().take(limit) {
-            let (_, v) = item?;
-            out.push(
-                serde_json::from_slice(&v)
-                    .map_err(|source| StoreError::Corrupt { tree, source })?,
-            );
-        }
+    /// The last `limit` records of a log-like tree, oldest first.
+    fn tail<V: Value>(&self, def: TreeDef<u64, V>, limit: usize) -> Result<Vec<V>, StoreError> {
+        let mut out = self
+            .tree(def)?
+            .values()
+            .rev()
+            .take(limit)
+            .collect::<Result<Vec<V>, StoreError>>()?;
         out.reverse();
         Ok(out)
-    }
-
-    /// Reads a JSON record from `tree` (one of the typed trees: `breakers`,
-    /// `budgets`, `stats`).
-    pub fn get_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        tree: &'static str,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        match self.db.open_tree(tree)?.get(key.as_bytes())? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(&v)
-                    .map_err(|source| StoreError::Corrupt { tree, source })?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    /// Writes a JSON record to `tree`.
-    pub fn put_json<T: Serialize>(
-        &self,
-        tree: &'static str,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes =
-            serde_json::to_vec(value).map_err(|source| StoreError::Corrupt { tree, source })?;
-        self.db.open_tree(tree)?.insert(key.as_bytes(), bytes)?;
-        Ok(())
     }
 
     /// A new unique, increasing id.
     pub fn generate_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
-    }
-
-    /// Removes a record from `tree`; returns whether it existed.
-    pub fn remove_json(&self, tree: &'static str, key: &str) -> Result<bool, StoreError> {
-        Ok(self.db.open_tree(tree)?.remove(key.as_bytes())?.is_some())
-    }
-
-    /// Every record of `tree`, in key order.
-    pub fn all_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        tree: &'static str,
-    ) -> Result<Vec<(String, T)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.open_tree(tree)?.iter() {
-            let (k, v) = item?;
-            let value = serde_json::from_slice(&v)
-                .map_err(|source| StoreError::Corrupt { tree, source })?;
-            out.push((String::from_utf8_lossy(&k).into_owned(), value));
-        }
-        Ok(out)
-    }
-
-    /// A raw tree, for modules that own a key layout of their own (the
-    /// daemon's queue, journal and schedule) and need multi-tree
-    /// transactions.
-    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
     }
 
     /// Writes everything to disk without blocking the async runtime.
@@ -290,24 +310,196 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heal::budget::{JobBudget, RepoBudget};
+    use sled::transaction::ConflictableTransactionError;
 
     #[test]
     fn security_events_round_trip_in_order() {
         let s = Store::temporary().unwrap();
         for i in 0..3 {
-            s.record_security(&SecurityEvent {
-                at_ms: i,
-                plugin: "p".into(),
-                kind: "denied".into(),
-                subject: "ci.cancel".into(),
-                message: format!("m{i}"),
-            })
-            .unwrap();
+            s.security("p", "denied", "ci.cancel", &format!("m{i}"));
         }
         let ev = s.security_events(2).unwrap();
         assert_eq!(
             ev.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
             ["m1", "m2"]
+        );
+        assert_eq!(
+            (
+                ev[0].plugin.as_str(),
+                ev[0].kind.as_str(),
+                ev[0].subject.as_str()
+            ),
+            ("p", "denied", "ci.cancel")
+        );
+        assert!(ev[0].at_ms > 0, "stamped with the time it was recorded");
+    }
+
+    #[test]
+    fn a_typed_tree_round_trips_in_the_format_guard_always_wrote() {
+        let s = Store::temporary().unwrap();
+        let key = "exec\u{1f}/w\u{1f}make";
+        assert!(s.get(Trees::BASELINES, key).unwrap().is_none());
+        s.put(Trees::BASELINES, key, &vec![3, 5]).unwrap();
+        assert_eq!(s.get(Trees::BASELINES, key).unwrap(), Some(vec![3, 5]));
+        assert_eq!(
+            s.entries(Trees::BASELINES).unwrap(),
+            vec![(key.to_string(), vec![3, 5])]
+        );
+        // The same tree name, key bytes and JSON as before typed trees.
+        let raw = s.db.open_tree("baselines").unwrap();
+        assert_eq!(raw.get(key).unwrap().unwrap(), b"[3,5]");
+        assert!(s.remove(Trees::BASELINES, key).unwrap());
+        assert!(!s.remove(Trees::BASELINES, key).unwrap());
+        assert!(s.values(Trees::BASELINES).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keyspaces_share_a_tree_and_each_sees_only_its_records() {
+        let s = Store::temporary().unwrap();
+        s.put(
+            Trees::JOB_BUDGETS,
+            "r\u{1f}j\u{1f}c",
+            &JobBudget { used: 2 },
+        )
+        .unwrap();
+        s.put(Trees::REPO_BUDGETS, "r", &RepoBudget { recent: vec![7] })
+            .unwrap();
+        let raw = s.db.open_tree("budgets").unwrap();
+        assert_eq!(
+            raw.get("job\u{1f}r\u{1f}j\u{1f}c").unwrap().unwrap(),
+            br#"{"used":2}"#
+        );
+        assert_eq!(
+            raw.get("repo\u{1f}r").unwrap().unwrap(),
+            br#"{"recent":[7]}"#
+        );
+        let jobs = s.entries(Trees::JOB_BUDGETS).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].0.as_str(), jobs[0].1.used), ("r\u{1f}j\u{1f}c", 2));
+        assert_eq!(s.tree(Trees::REPO_BUDGETS).unwrap().len(), 1);
+        assert!(s.get(Trees::JOB_BUDGETS, "r").unwrap().is_none());
+    }
+
+    #[test]
+    fn journal_keys_are_the_event_id_then_the_sequence_big_endian() {
+        const BYTES: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d];
+        let k = JournalKey {
+            event_id: 0x0102_0304_0506_0708,
+            seq: 0x0a0b_0c0d,
+        };
+        assert_eq!(k.encode(), BYTES);
+        assert_eq!(JournalKey::decode(&BYTES), Some(k));
+        assert_eq!(JournalKey::decode(&BYTES[..8]), None);
+
+        let s = Store::temporary().unwrap();
+        let journal = s.tree(Trees::JOURNAL).unwrap();
+        let first = JournalKey { seq: 0, ..k };
+        let other = JournalKey {
+            event_id: k.event_id + 1,
+            seq: 0,
+        };
+        journal.insert(&k, &JournalEntry::Done(3)).unwrap();
+        journal.insert(&first, &JournalEntry::Started).unwrap();
+        journal
+            .insert(&other, &JournalEntry::Scheduled { at_ms: 5 })
+            .unwrap();
+        assert_eq!(journal.get(&k).unwrap(), Some(JournalEntry::Done(3)));
+        // The entries' JSON is the on-disk format of existing databases.
+        let raw = s.db.open_tree("journal").unwrap();
+        assert_eq!(raw.get(BYTES).unwrap().unwrap(), br#"{"Done":3}"#);
+        assert_eq!(raw.get(first.encode()).unwrap().unwrap(), br#""Started""#);
+        assert_eq!(
+            raw.get(other.encode()).unwrap().unwrap(),
+            br#"{"Scheduled":{"at_ms":5}}"#
+        );
+        // An event's entries are adjacent and in order; forgetting it
+        // leaves the next event's alone.
+        let keys: Vec<JournalKey> = journal.iter().map(|r| r.unwrap().0).collect();
+        assert_eq!(keys, [first, k, other]);
+        assert_eq!(journal.forget_event(k.event_id).unwrap(), 2);
+        let keys: Vec<JournalKey> = journal.iter().map(|r| r.unwrap().0).collect();
+        assert_eq!(keys, [other]);
+    }
+
+    #[test]
+    fn schedule_keys_are_the_fire_time_then_the_id_big_endian() {
+        let k = ScheduleKey { at_ms: 1, id: 2 };
+        assert_eq!(
+            k.encode(),
+            [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2u8]
+        );
+        assert_eq!(ScheduleKey::decode(&k.encode()), Some(k));
+    }
+
+    #[test]
+    fn a_transaction_writes_both_trees_or_neither() {
+        let s = Store::temporary().unwrap();
+        let deliveries = s.tree(Trees::DELIVERIES).unwrap();
+        let baselines = s.tree(Trees::BASELINES).unwrap();
+        transaction(&deliveries, &baselines, |d, b| {
+            d.insert("d1", &7)?;
+            b.insert("k1", &vec![1])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(deliveries.get("d1").unwrap(), Some(7));
+        let raw = s.db.open_tree("deliveries").unwrap();
+        assert_eq!(raw.get("d1").unwrap().unwrap(), 7u64.to_be_bytes());
+
+        let aborted = transaction(&deliveries, &baselines, |d, b| {
+            assert!(d.contains_key("d1")?);
+            d.remove("d1")?;
+            b.insert("k2", &vec![2])?;
+            Err::<(), _>(ConflictableTransactionError::Abort(StoreError::Flush(
+                "stop".into(),
+            )))
+        });
+        assert!(matches!(aborted, Err(StoreError::Flush(_))));
+        assert_eq!(deliveries.get("d1").unwrap(), Some(7));
+        assert!(baselines.get("k2").unwrap().is_none());
+    }
+
+    /// The promise of this module, checked: outside `store` only a plugin's
+    /// own raw tree (`caps/kv.rs`) touches sled.
+    #[test]
+    fn only_the_store_touches_sled() {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(
+            files.len() > 30,
+            "{} has {} files",
+            src.display(),
+            files.len()
+        );
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|p| {
+                let rel = p.strip_prefix(&src).unwrap();
+                !(rel == Path::new("store.rs")
+                    || rel.starts_with("store")
+                    || rel == Path::new("caps/kv.rs"))
+            })
+            .filter(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.contains("sled::") || text.contains("open_tree(")
+            })
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "sled used outside store: {offenders:?}"
         );
     }
 
@@ -324,5 +516,7 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.plugin_kv("a").unwrap().get("k").unwrap().unwrap(), "v");
+        let schema = s.db.open_tree("meta").unwrap().get("schema").unwrap();
+        assert_eq!(schema.unwrap(), SCHEMA_VERSION.to_be_bytes());
     }
 }

@@ -2,7 +2,7 @@
 //! API, once.
 //!
 //! Every action of a heal is journaled under (event id, sequence number)
-//! in the `journal` tree. When an event is processed again after a crash,
+//! in the `journal` tree ([`Trees::JOURNAL`]). When an event is processed again after a crash,
 //! the healer makes the same calls in the same order and the journal
 //! answers the ones already done instead of the API. An action journaled
 //! as `started` but never `done` was interrupted mid-call: it is not
@@ -14,31 +14,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::schedule::{Schedule, Scheduled};
 use crate::caps::ci::{CiBackend, CiRequest, Rerun};
 use crate::model::Job;
 use crate::platform::{PlatformError, Platforms};
 use crate::runtime::bindings::types::Error;
-use crate::store::{Store, StoreError, now_ms};
-
-#[derive(Debug, Serialize, Deserialize)]
-enum Entry {
-    Started,
-    Done(u32),
-    Scheduled { at_ms: u64 },
-    Failed(String),
-}
+use crate::store::{JournalEntry, JournalKey, Store, StoreError, Tree, Trees, now_ms, transaction};
 
 /// The backend of one heal of one event.
 #[derive(Debug)]
 pub struct DaemonBackend {
     platforms: Platforms,
     store: Store,
-    journal: sled::Tree,
+    journal: Tree<JournalKey, JournalEntry>,
     schedule: Schedule,
     event_id: u64,
     plugin: String,
@@ -81,7 +70,7 @@ impl DaemonBackend {
         Ok(DaemonBackend {
             platforms,
             store: store.clone(),
-            journal: store.tree("journal")?,
+            journal: store.tree(Trees::JOURNAL)?,
             schedule,
             event_id,
             plugin: plugin.to_string(),
@@ -99,22 +88,9 @@ impl DaemonBackend {
         }
     }
 
-    fn put(&self, key: &[u8], e: &Entry) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(e).map_err(|source| StoreError::Corrupt {
-            tree: "journal",
-            source,
-        })?;
-        self.journal.insert(key, v)?;
-        Ok(())
-    }
-
     /// Removes the journal of an event (once its record is written).
     pub fn forget(store: &Store, event_id: u64) -> Result<(), StoreError> {
-        let journal = store.tree("journal")?;
-        for item in journal.scan_prefix(event_id.to_be_bytes()) {
-            let (k, _) = item?;
-            journal.remove(k)?;
-        }
+        store.tree(Trees::JOURNAL)?.forget_event(event_id)?;
         Ok(())
     }
 
@@ -123,33 +99,28 @@ impl DaemonBackend {
         job: &Job,
         request: CiRequest,
     ) -> Result<Result<u32, Error>, StoreError> {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        let mut key = [0u8; 12];
-        key[..8].copy_from_slice(&self.event_id.to_be_bytes());
-        key[8..].copy_from_slice(&seq.to_be_bytes());
-        if let Some(v) = self.journal.get(key)? {
-            let entry: Entry =
-                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
-                    tree: "journal",
-                    source,
-                })?;
+        let key = JournalKey {
+            event_id: self.event_id,
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+        };
+        if let Some(entry) = self.journal.get(&key)? {
             return Ok(match entry {
-                Entry::Done(n) => {
+                JournalEntry::Done(n) => {
                     self.note(format!("{request:?}: already done before a restart"));
                     Ok(n)
                 }
-                Entry::Scheduled { .. } => {
+                JournalEntry::Scheduled { .. } => {
                     self.rerun_scheduled.store(true, Ordering::SeqCst);
                     self.note("re-run already scheduled before a restart".into());
                     Ok(0)
                 }
-                Entry::Started => {
+                JournalEntry::Started => {
                     self.note(format!(
                         "{request:?}: interrupted by a restart, not repeated"
                     ));
                     Ok(0)
                 }
-                Entry::Failed(m) => Err(Error::Unavailable(m)),
+                JournalEntry::Failed(m) => Err(Error::Unavailable(m)),
             });
         }
         let (all_failed, debug_logging, delay) = match &request {
@@ -164,7 +135,7 @@ impl DaemonBackend {
                     Ok(a) => a,
                     Err(e) => return Ok(Err(to_wit(&e))),
                 };
-                self.put(&key, &Entry::Started)?;
+                self.journal.insert(&key, &JournalEntry::Started)?;
                 self.store.flush_async().await?;
                 let result = match other {
                     CiRequest::ClearCaches { prefix } => adapter.clear_caches(job, prefix).await,
@@ -175,10 +146,10 @@ impl DaemonBackend {
                     CiRequest::Rerun { .. } | CiRequest::RerunFailed { .. } => Ok(0),
                 };
                 let entry = match &result {
-                    Ok(n) => Entry::Done(*n),
-                    Err(e) => Entry::Failed(e.to_string()),
+                    Ok(n) => JournalEntry::Done(*n),
+                    Err(e) => JournalEntry::Failed(e.to_string()),
                 };
-                self.put(&key, &entry)?;
+                self.journal.insert(&key, &entry)?;
                 return Ok(result.map_err(|e| to_wit(&e)));
             }
         };
@@ -186,34 +157,23 @@ impl DaemonBackend {
             return Ok(Err(to_wit(&e)));
         }
         let at_ms = now_ms() + self.backoff_secs.max(u64::from(delay)).saturating_mul(1000);
-        let (skey, sval) = self.schedule.entry(
-            at_ms,
-            &Scheduled {
-                job: job.clone(),
-                all_failed,
-                debug_logging,
-                event_id: self.event_id,
-                plugin: self.plugin.clone(),
-                tries: 0,
-                firing: false,
-            },
-        )?;
-        let jval = serde_json::to_vec(&Entry::Scheduled { at_ms }).map_err(|source| {
-            StoreError::Corrupt {
-                tree: "journal",
-                source,
-            }
+        let skey = self.schedule.key(at_ms)?;
+        let scheduled = Scheduled {
+            job: job.clone(),
+            all_failed,
+            debug_logging,
+            event_id: self.event_id,
+            plugin: self.plugin.clone(),
+            tries: 0,
+            firing: false,
+        };
+        // The journal entry and the re-run together or neither: after a
+        // crash the journal must not claim a re-run the schedule lacks.
+        transaction(&self.journal, self.schedule.tree(), |j, s| {
+            j.insert(&key, &JournalEntry::Scheduled { at_ms })?;
+            s.insert(&skey, &scheduled)?;
+            Ok(())
         })?;
-        (&self.journal, self.schedule.tree())
-            .transaction(|(j, s)| {
-                j.insert(&key, jval.as_slice())?;
-                s.insert(&skey, sval.as_slice())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-            })?;
         self.store.flush_async().await?;
         self.schedule.wake();
         self.rerun_scheduled.store(true, Ordering::SeqCst);

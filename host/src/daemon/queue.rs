@@ -1,24 +1,23 @@
 //! The durable intake queue and what it remembers.
 //!
 //! An accepted webhook is in sled — flushed — before guard answers 2xx, so
-//! an event the platform saw accepted survives a crash. Trees:
+//! an event the platform saw accepted survives a crash. Trees (their
+//! layouts are declared in [`crate::store::Trees`]):
 //!
-//! - `queue`: event id (u64 BE, increasing) → [`QueuedEvent`]; an event
-//!   leaves it only in the transaction that writes its job record.
-//! - `deliveries`: delivery ids and fact keys → receipt time (u64 BE ms),
-//!   for de-duplication; pruned after `[server] dedupe_days`.
-//! - `jobs`: event id → [`JobRecord`], what guard concluded and did.
-//! - `dead`: event id → [`QueuedEvent`] that kept failing (`guard status`).
+//! - [`Trees::QUEUE`]: events waiting; an event leaves it only in the
+//!   transaction that writes its job record.
+//! - [`Trees::DELIVERIES`]: delivery ids and fact keys with their receipt
+//!   time, for de-duplication; pruned after `[server] dedupe_days`.
+//! - [`Trees::JOBS`]: [`JobRecord`]s, what guard concluded and did.
+//! - [`Trees::DEAD`]: events that kept failing (`guard status`).
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::intake::{EventKind, Parsed};
 use crate::model::{Evidence, Job};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, Tree, Trees, now_ms, transaction};
 
 /// An event waiting to be processed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,25 +93,10 @@ pub enum Accepted {
 #[derive(Debug, Clone)]
 pub struct Queue {
     store: Store,
-    queue: sled::Tree,
-    deliveries: sled::Tree,
-    jobs: sled::Tree,
-    dead: sled::Tree,
-}
-
-fn encode<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|source| StoreError::Corrupt { tree, source })
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt { tree, source })
-}
-
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Db(e),
-    }
+    queue: Tree<u64, QueuedEvent>,
+    deliveries: Tree<str, u64>,
+    jobs: Tree<u64, JobRecord>,
+    dead: Tree<u64, QueuedEvent>,
 }
 
 impl Queue {
@@ -120,10 +104,10 @@ impl Queue {
     pub fn open(store: &Store) -> Result<Queue, StoreError> {
         Ok(Queue {
             store: store.clone(),
-            queue: store.tree("queue")?,
-            deliveries: store.tree("deliveries")?,
-            jobs: store.tree("jobs")?,
-            dead: store.tree("dead")?,
+            queue: store.tree(Trees::QUEUE)?,
+            deliveries: store.tree(Trees::DELIVERIES)?,
+            jobs: store.tree(Trees::JOBS)?,
+            dead: store.tree(Trees::DEAD)?,
         })
     }
 
@@ -134,7 +118,7 @@ impl Queue {
 
     /// Whether this delivery id was accepted before.
     pub fn seen(&self, delivery: &str) -> Result<bool, StoreError> {
-        Ok(self.deliveries.contains_key(delivery.as_bytes())?)
+        self.deliveries.contains_key(delivery)
     }
 
     /// Queues the events of a webhook durably (flushed before returning)
@@ -144,8 +128,7 @@ impl Queue {
             return Ok(Accepted::Duplicate);
         }
         let ids = self.insert_events(&parsed.events, &parsed.delivery)?;
-        self.deliveries
-            .insert(parsed.delivery.as_bytes(), &now_ms().to_be_bytes())?;
+        self.deliveries.insert(&parsed.delivery, &now_ms())?;
         self.store.flush_async().await?;
         if ids.is_empty() {
             Ok(Accepted::Duplicate)
@@ -175,19 +158,16 @@ impl Queue {
                 last_error: None,
                 event: event.clone(),
             };
-            let bytes = encode("queue", &queued)?;
             // Fact and event together or neither: a crash in between must
             // not leave a fact marked seen with no event queued.
-            let inserted = (&self.deliveries, &self.queue)
-                .transaction(|(d, q)| {
-                    if d.get(fact.as_bytes())?.is_some() {
-                        return Ok(false);
-                    }
-                    d.insert(fact.as_bytes(), &now.to_be_bytes())?;
-                    q.insert(&id.to_be_bytes(), bytes.as_slice())?;
-                    Ok::<bool, ConflictableTransactionError<StoreError>>(true)
-                })
-                .map_err(tx_err)?;
+            let inserted = transaction(&self.deliveries, &self.queue, |d, q| {
+                if d.contains_key(&fact)? {
+                    return Ok(false);
+                }
+                d.insert(&fact, &now)?;
+                q.insert(&id, &queued)?;
+                Ok(true)
+            })?;
             if inserted {
                 ids.push(id);
             }
@@ -199,9 +179,8 @@ impl Queue {
     pub fn due(&self, busy: &HashSet<u64>, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
         let now = now_ms();
         let mut out = Vec::new();
-        for item in self.queue.iter() {
-            let (_, v) = item?;
-            let ev: QueuedEvent = decode("queue", &v)?;
+        for ev in self.queue.values() {
+            let ev = ev?;
             if busy.contains(&ev.id) || ev.next_try_ms > now {
                 continue;
             }
@@ -215,22 +194,14 @@ impl Queue {
 
     /// Every waiting event, oldest first (due or not).
     pub fn waiting(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
-        self.queue
-            .iter()
-            .take(limit)
-            .map(|r| {
-                r.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode("queue", &v))
-            })
-            .collect()
+        self.queue.values().take(limit).collect()
     }
 
     /// The earliest retry time among waiting events, if any is delayed.
     pub fn next_retry_ms(&self) -> Result<Option<u64>, StoreError> {
         let mut min: Option<u64> = None;
-        for item in self.queue.iter() {
-            let (_, v) = item?;
-            let ev: QueuedEvent = decode("queue", &v)?;
+        for ev in self.queue.values() {
+            let ev = ev?;
             if ev.next_try_ms > 0 {
                 min = Some(min.map_or(ev.next_try_ms, |m| m.min(ev.next_try_ms)));
             }
@@ -241,15 +212,11 @@ impl Queue {
     /// Marks an event processed: removes it from the queue and writes its
     /// record in one transaction, then flushes.
     pub async fn complete(&self, record: &JobRecord) -> Result<(), StoreError> {
-        let key = record.id.to_be_bytes();
-        let bytes = encode("jobs", record)?;
-        (&self.queue, &self.jobs)
-            .transaction(|(q, j)| {
-                q.remove(&key)?;
-                j.insert(&key, bytes.as_slice())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(tx_err)?;
+        transaction(&self.queue, &self.jobs, |q, j| {
+            q.remove(&record.id)?;
+            j.insert(&record.id, record)?;
+            Ok(())
+        })?;
         self.store.flush_async().await
     }
 
@@ -264,24 +231,20 @@ impl Queue {
         let mut ev = ev.clone();
         ev.attempts += 1;
         ev.last_error = Some(crate::intake::clip(error, 2000));
-        let key = ev.id.to_be_bytes();
         let buried = ev.attempts >= max_attempts;
         if buried {
-            let bytes = encode("dead", &ev)?;
-            (&self.queue, &self.dead)
-                .transaction(|(q, d)| {
-                    q.remove(&key)?;
-                    d.insert(&key, bytes.as_slice())?;
-                    Ok::<(), ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(tx_err)?;
+            transaction(&self.queue, &self.dead, |q, d| {
+                q.remove(&ev.id)?;
+                d.insert(&ev.id, &ev)?;
+                Ok(())
+            })?;
         } else {
             // 5 s, 10 s, 20 s, … capped at 10 minutes.
             let delay = 5_000u64
                 .saturating_mul(1 << (ev.attempts - 1).min(7))
                 .min(600_000);
             ev.next_try_ms = now_ms() + delay;
-            self.queue.insert(key, encode("queue", &ev)?)?;
+            self.queue.insert(&ev.id, &ev)?;
         }
         self.store.flush_async().await?;
         Ok(buried)
@@ -294,15 +257,7 @@ impl Queue {
 
     /// Dead letters, newest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
-        self.dead
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|r| {
-                r.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode("dead", &v))
-            })
-            .collect()
+        self.dead.values().rev().take(limit).collect()
     }
 
     /// Number of dead letters.
@@ -312,35 +267,22 @@ impl Queue {
 
     /// Puts a dead letter back in the queue (after fixing its cause).
     pub fn requeue_dead(&self, id: u64) -> Result<bool, StoreError> {
-        let key = id.to_be_bytes();
-        let Some(v) = self.dead.get(key)? else {
+        let Some(mut ev) = self.dead.get(&id)? else {
             return Ok(false);
         };
-        let mut ev: QueuedEvent = decode("dead", &v)?;
         ev.attempts = 0;
         ev.next_try_ms = 0;
-        let bytes = encode("queue", &ev)?;
-        (&self.queue, &self.dead)
-            .transaction(|(q, d)| {
-                d.remove(&key)?;
-                q.insert(&key, bytes.as_slice())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(tx_err)?;
+        transaction(&self.queue, &self.dead, |q, d| {
+            d.remove(&id)?;
+            q.insert(&id, &ev)?;
+            Ok(())
+        })?;
         Ok(true)
     }
 
     /// Processed events, newest first.
     pub fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.jobs
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|r| {
-                r.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode("jobs", &v))
-            })
-            .collect()
+        self.jobs.values().rev().take(limit).collect()
     }
 
     /// Number of processed events.
@@ -350,41 +292,20 @@ impl Queue {
 
     /// One processed event.
     pub fn job(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
-        match self.jobs.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(decode("jobs", &v)?)),
-            None => Ok(None),
-        }
+        self.jobs.get(&id)
     }
 
     /// Removes job records processed more than `days` ago.
     pub fn prune_jobs(&self, days: u64) -> Result<usize, StoreError> {
         let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
-        let mut n = 0;
         // Ids follow receipt, not completion (retries finish late): look at all.
-        for item in self.jobs.iter() {
-            let (k, v) = item?;
-            let r: JobRecord = decode("jobs", &v)?;
-            if r.processed_ms < cutoff {
-                self.jobs.remove(k)?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.jobs.remove_where(|r| r.processed_ms < cutoff)
     }
 
     /// Forgets delivery ids and facts older than `days`.
     pub fn prune_deliveries(&self, days: u64) -> Result<usize, StoreError> {
         let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
-        let mut n = 0;
-        for item in self.deliveries.iter() {
-            let (k, v) = item?;
-            let at = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-            if at < cutoff {
-                self.deliveries.remove(k)?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.deliveries.remove_where(|at| *at < cutoff)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Scheduled re-runs: a re-run waits out its backoff in sled, so a restart
 //! neither loses nor repeats it.
 //!
-//! Tree `schedule`: key = fire time (u64 BE ms) ++ id (u64 BE) →
-//! [`Scheduled`]. The scheduler marks an entry `firing` (flushed) before
-//! calling the API and removes it after; an entry found `firing` at
+//! Tree `schedule` ([`Trees::SCHEDULE`]): [`ScheduleKey`] (fire time, then
+//! an id) → [`Scheduled`]. The scheduler marks an entry `firing` (flushed)
+//! before calling the API and removes it after; an entry found `firing` at
 //! start-up was interrupted mid-call, and is dropped with an audit record
 //! rather than fired again — a duplicate re-run costs CI minutes, a missed
 //! one only a retry the next failure will ask for again.
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use crate::model::Job;
 use crate::platform::Platforms;
-use crate::store::{AuditRecord, Store, StoreError, now_ms};
+use crate::store::{AuditRecord, ScheduleKey, Store, StoreError, Tree, Trees, now_ms};
 
 /// A re-run waiting for its time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,25 +37,11 @@ pub struct Scheduled {
     pub firing: bool,
 }
 
-fn key(at_ms: u64, id: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&at_ms.to_be_bytes());
-    k[8..].copy_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn decode(v: &[u8]) -> Result<Scheduled, StoreError> {
-    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
-        tree: "schedule",
-        source,
-    })
-}
-
 /// The schedule tree.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     store: Store,
-    tree: sled::Tree,
+    tree: Tree<ScheduleKey, Scheduled>,
     notify: Arc<Notify>,
 }
 
@@ -64,24 +50,23 @@ impl Schedule {
     pub fn open(store: &Store) -> Result<Schedule, StoreError> {
         Ok(Schedule {
             store: store.clone(),
-            tree: store.tree("schedule")?,
+            tree: store.tree(Trees::SCHEDULE)?,
             notify: Arc::new(Notify::new()),
         })
     }
 
-    /// The raw tree (for transactions with the journal).
-    pub fn tree(&self) -> &sled::Tree {
+    /// The tree (for transactions with the journal).
+    pub fn tree(&self) -> &Tree<ScheduleKey, Scheduled> {
         &self.tree
     }
 
-    /// The key and value for a re-run at `at_ms`.
-    pub fn entry(&self, at_ms: u64, s: &Scheduled) -> Result<([u8; 16], Vec<u8>), StoreError> {
-        let id = self.store.generate_id()?;
-        let v = serde_json::to_vec(s).map_err(|source| StoreError::Corrupt {
-            tree: "schedule",
-            source,
-        })?;
-        Ok((key(at_ms, id), v))
+    /// A new key for a re-run due at `at_ms` (unique, so two re-runs due
+    /// at the same millisecond are both kept).
+    pub fn key(&self, at_ms: u64) -> Result<ScheduleKey, StoreError> {
+        Ok(ScheduleKey {
+            at_ms,
+            id: self.store.generate_id()?,
+        })
     }
 
     /// Wakes the scheduler (a new entry may be due sooner).
@@ -91,27 +76,20 @@ impl Schedule {
 
     /// Pending re-runs: (fire time ms, entry), soonest first.
     pub fn pending(&self, limit: usize) -> Result<Vec<(u64, Scheduled)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.tree.iter().take(limit) {
-            let (k, v) = item?;
-            let at = k
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            out.push((at, decode(&v)?));
-        }
-        Ok(out)
+        self.tree
+            .iter()
+            .take(limit)
+            .map(|r| r.map(|(k, s)| (k.at_ms, s)))
+            .collect()
     }
 
     /// Drops entries left `firing` by a crash (see the module docs).
     pub fn recover(&self) -> Result<usize, StoreError> {
         let mut n = 0;
         for item in self.tree.iter() {
-            let (k, v) = item?;
-            let s = decode(&v)?;
+            let (k, s) = item?;
             if s.firing {
-                self.tree.remove(k)?;
+                self.tree.remove(&k)?;
                 audit(
                     &self.store,
                     &s,
@@ -150,27 +128,14 @@ impl Schedule {
     /// Fires every due entry; returns the fire time of the next one.
     async fn fire_due(&self, platforms: &Platforms) -> Result<Option<u64>, StoreError> {
         loop {
-            let Some(item) = self.tree.first()? else {
+            let Some((k, mut s)) = self.tree.first()? else {
                 return Ok(None);
             };
-            let (k, v) = item;
-            let at = k
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if at > now_ms() {
-                return Ok(Some(at));
+            if k.at_ms > now_ms() {
+                return Ok(Some(k.at_ms));
             }
-            let mut s = decode(&v)?;
             s.firing = true;
-            self.tree.insert(
-                &k,
-                serde_json::to_vec(&s).map_err(|source| StoreError::Corrupt {
-                    tree: "schedule",
-                    source,
-                })?,
-            )?;
+            self.tree.insert(&k, &s)?;
             self.store.flush_async().await?;
             let result = match platforms.get(s.job.platform) {
                 Ok(adapter) if s.all_failed => {
@@ -192,8 +157,7 @@ impl Schedule {
                     s.tries += 1;
                     s.firing = false;
                     let delay = 30_000u64 << s.tries.min(5);
-                    let (nk, nv) = self.entry(now_ms() + delay, &s)?;
-                    self.tree.insert(nk, nv)?;
+                    self.tree.insert(&self.key(now_ms() + delay)?, &s)?;
                     audit(
                         &self.store,
                         &s,
@@ -232,5 +196,60 @@ fn audit(store: &Store, s: &Scheduled, outcome: &str) {
     };
     if let Err(e) = store.record_audit(&r) {
         tracing::error!("cannot record audit: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduled(job_id: &str, firing: bool) -> Scheduled {
+        Scheduled {
+            job: Job {
+                job_id: job_id.into(),
+                ..Job::default()
+            },
+            all_failed: false,
+            debug_logging: false,
+            event_id: 1,
+            plugin: "p".into(),
+            tries: 0,
+            firing,
+        }
+    }
+
+    #[test]
+    fn pending_is_soonest_first_and_recovery_drops_interrupted_calls() {
+        let store = Store::temporary().unwrap();
+        let schedule = Schedule::open(&store).unwrap();
+        let later = schedule.key(2_000).unwrap();
+        let sooner = schedule.key(1_000).unwrap();
+        assert!(later.id < sooner.id, "ids are unique and increasing");
+        schedule
+            .tree()
+            .insert(&later, &scheduled("later", false))
+            .unwrap();
+        schedule
+            .tree()
+            .insert(&sooner, &scheduled("sooner", true))
+            .unwrap();
+        let due: Vec<(u64, String)> = schedule
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|(at, s)| (at, s.job.job_id))
+            .collect();
+        assert_eq!(
+            due,
+            [(1_000, "sooner".to_string()), (2_000, "later".to_string())]
+        );
+        // The sooner one was mid-call when guard stopped: dropped, audited.
+        assert_eq!(schedule.recover().unwrap(), 1);
+        assert_eq!(
+            schedule.pending(10).unwrap(),
+            [(2_000, scheduled("later", false))]
+        );
+        let audit = store.audit_records(10).unwrap();
+        assert!(audit[0].outcome.starts_with("not repeated"), "{audit:?}");
     }
 }

@@ -1,14 +1,13 @@
 //! Baselines: the line templates of a job's last passing run, kept in sled
-//! tree `baselines` so that the next failure of the same job can discount
-//! the error-looking lines every run prints (see
+//! tree `baselines` ([`Trees::BASELINES`]) so that the next failure of the
+//! same job can discount the error-looking lines every run prints (see
 //! [`super::locator::Locator::with_baseline`]). `guard exec` keeps one per
 //! (working directory, command).
 
 use std::collections::HashSet;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Trees};
 
-const TREE: &str = "baselines";
 /// Templates kept per baseline (a passing log of a few hundred thousand
 /// distinct lines says little more than its first ones).
 const MAX_TEMPLATES: usize = 200_000;
@@ -35,13 +34,13 @@ pub fn of_log(bytes: &[u8], max_line_bytes: usize) -> HashSet<u64> {
 pub fn put(store: &Store, key: &str, templates: &HashSet<u64>) -> Result<(), StoreError> {
     let mut sorted: Vec<u64> = templates.iter().copied().collect();
     sorted.sort_unstable();
-    store.put_json(TREE, key, &sorted)
+    store.put(Trees::BASELINES, key, &sorted)
 }
 
 /// The baseline of `key`, if a passing run left one.
 pub fn get(store: &Store, key: &str) -> Result<Option<HashSet<u64>>, StoreError> {
     Ok(store
-        .get_json::<Vec<u64>>(TREE, key)?
+        .get(Trees::BASELINES, key)?
         .map(|v| v.into_iter().collect()))
 }
 

@@ -1,13 +1,12 @@
 //! Circuit breakers per (repository, job, strategy), persisted in sled tree
-//! `breakers`: after `threshold` consecutive failed heals the breaker opens
-//! and that strategy is not used for `cooldown`; then one trial is allowed
-//! (half-open), and its result closes or re-opens it.
+//! `breakers` ([`Trees::BREAKERS`]): after `threshold` consecutive failed
+//! heals the breaker opens and that strategy is not used for `cooldown`;
+//! then one trial is allowed (half-open), and its result closes or re-opens
+//! it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, now_ms};
-
-const TREE: &str = "breakers";
+use crate::store::{Store, StoreError, Trees, now_ms};
 
 /// Consecutive failures that open a breaker.
 pub const THRESHOLD: u32 = 3;
@@ -60,7 +59,7 @@ pub fn key(repository: &str, job: &str, strategy: &str) -> String {
 
 /// Reads a breaker (closed and empty when unknown).
 pub fn get(store: &Store, key: &str) -> Result<Breaker, StoreError> {
-    Ok(store.get_json(TREE, key)?.unwrap_or(Breaker {
+    Ok(store.get(Trees::BREAKERS, key)?.unwrap_or(Breaker {
         failures: 0,
         opened_at_ms: None,
         successes: 0,
@@ -80,7 +79,7 @@ pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreEr
             b.opened_at_ms = Some(now_ms());
         }
     }
-    store.put_json(TREE, key, &b)?;
+    store.put(Trees::BREAKERS, key, &b)?;
     store.flush()?;
     Ok(b)
 }
@@ -88,7 +87,7 @@ pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreEr
 /// Every breaker with its key parts.
 pub fn all(store: &Store) -> Result<Vec<(Vec<String>, Breaker)>, StoreError> {
     Ok(store
-        .all_json::<Breaker>(TREE)?
+        .entries(Trees::BREAKERS)?
         .into_iter()
         .map(|(k, b)| (k.split('\u{1f}').map(str::to_string).collect(), b))
         .collect())

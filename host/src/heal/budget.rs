@@ -1,13 +1,13 @@
 //! Retry budgets, persisted in sled tree `budgets`: re-runs per job per
-//! commit (default 2, never more than the hard cap) and per repository per
-//! hour. A budget is spent when a re-run is actually started.
+//! commit (default 2, never more than the hard cap; [`Trees::JOB_BUDGETS`])
+//! and per repository per hour ([`Trees::REPO_BUDGETS`]). A budget is spent
+//! when a re-run is actually started.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HARD_MAX_RETRIES_PER_JOB, Heal};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, Trees, now_ms};
 
-const TREE: &str = "budgets";
 const HOUR_MS: u64 = 60 * 60 * 1000;
 
 /// Re-runs spent for one job on one commit.
@@ -33,8 +33,8 @@ pub fn check(
     commit: &str,
 ) -> Result<Option<String>, StoreError> {
     let max = heal.max_retries_per_job.min(HARD_MAX_RETRIES_PER_JOB);
-    let jb: JobBudget = store
-        .get_json(TREE, &job_key(repository, job, commit))?
+    let jb = store
+        .get(Trees::JOB_BUDGETS, &job_key(repository, job, commit))?
         .unwrap_or_default();
     if jb.used >= max {
         return Ok(Some(format!(
@@ -42,8 +42,8 @@ pub fn check(
             jb.used
         )));
     }
-    let rb: RepoBudget = store
-        .get_json(TREE, &repo_key(repository))?
+    let rb = store
+        .get(Trees::REPO_BUDGETS, repository)?
         .unwrap_or_default();
     let now = now_ms();
     let in_hour = rb
@@ -62,37 +62,40 @@ pub fn check(
 /// Spends one re-run.
 pub fn spend(store: &Store, repository: &str, job: &str, commit: &str) -> Result<(), StoreError> {
     let jk = job_key(repository, job, commit);
-    let mut jb: JobBudget = store.get_json(TREE, &jk)?.unwrap_or_default();
+    let mut jb = store.get(Trees::JOB_BUDGETS, &jk)?.unwrap_or_default();
     jb.used += 1;
-    store.put_json(TREE, &jk, &jb)?;
-    let rk = repo_key(repository);
-    let mut rb: RepoBudget = store.get_json(TREE, &rk)?.unwrap_or_default();
+    store.put(Trees::JOB_BUDGETS, &jk, &jb)?;
+    let mut rb = store
+        .get(Trees::REPO_BUDGETS, repository)?
+        .unwrap_or_default();
     let now = now_ms();
     rb.recent.retain(|t| now.saturating_sub(*t) < HOUR_MS);
     rb.recent.push(now);
-    store.put_json(TREE, &rk, &rb)?;
+    store.put(Trees::REPO_BUDGETS, repository, &rb)?;
     store.flush()
 }
 
 /// Every job budget: (repository, job, commit, used).
 pub fn all_jobs(store: &Store) -> Result<Vec<(String, String, String, u32)>, StoreError> {
     let mut out = Vec::new();
-    for (k, v) in store.all_json::<serde_json::Value>(TREE)? {
+    for (k, b) in store.entries(Trees::JOB_BUDGETS)? {
         let parts: Vec<&str> = k.split('\u{1f}').collect();
-        if let ["job", repo, job, commit] = parts.as_slice() {
-            let used = v.get("used").and_then(|u| u.as_u64()).unwrap_or(0) as u32;
-            out.push((repo.to_string(), job.to_string(), commit.to_string(), used));
+        if let [repo, job, commit] = parts.as_slice() {
+            out.push((
+                repo.to_string(),
+                job.to_string(),
+                commit.to_string(),
+                b.used,
+            ));
         }
     }
     Ok(out)
 }
 
+/// A job's key within [`Trees::JOB_BUDGETS`] (whose keyspace adds `job␟`;
+/// a repository's key within [`Trees::REPO_BUDGETS`] is its name).
 fn job_key(repository: &str, job: &str, commit: &str) -> String {
-    format!("job\u{1f}{repository}\u{1f}{job}\u{1f}{commit}")
-}
-
-fn repo_key(repository: &str) -> String {
-    format!("repo\u{1f}{repository}")
+    format!("{repository}\u{1f}{job}\u{1f}{commit}")
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::metrics::{self, labels};
 use crate::model::{Category, Evidence, Finding, Job};
 use crate::runtime::Runtime;
 use crate::runtime::healer::{Effect, HealOptions, HealOutcome};
-use crate::store::StoreError;
+use crate::store::{StoreError, Trees};
 
 /// What came of a job, in one word — the same words in `guard exec`'s
 /// report and the daemon's job records.
@@ -121,9 +121,9 @@ pub fn backoff(base_secs: u64, attempt: u32, asked_secs: u64) -> u64 {
     crate::backoff::exponential(base_secs, attempt.saturating_sub(1), 10).max(asked_secs)
 }
 
-/// A heal waiting for the re-run's verdict.
+/// A heal waiting for the re-run's verdict (tree [`Trees::PENDING`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
+pub(crate) struct Pending {
     job_id: String,
     attempt: u32,
     strategy: String,
@@ -147,10 +147,7 @@ fn pending_key(job: &Job) -> String {
 /// Whether a heal of `job` waits for its verdict (a success of a job with
 /// none is of no interest to guard).
 pub fn heal_pending(db: &crate::store::Store, job: &Job) -> bool {
-    matches!(
-        db.get_json::<Pending>("pending", &pending_key(job)),
-        Ok(Some(_))
-    )
+    matches!(db.get(Trees::PENDING, &pending_key(job)), Ok(Some(_)))
 }
 
 /// A settled heal.
@@ -250,7 +247,7 @@ impl Session {
     pub fn settle(&self, job: &Job, passed: bool) -> Result<Option<Settled>, StoreError> {
         let db = self.runtime.db();
         let key = pending_key(job);
-        let Some(p) = db.get_json::<Pending>("pending", &key)? else {
+        let Some(p) = db.get(Trees::PENDING, &key)? else {
             return Ok(None);
         };
         // The same attempt again (a duplicate) says nothing about the heal.
@@ -260,7 +257,7 @@ impl Session {
         breaker::record(db, &p.breaker_key, passed)?;
         stats::record(db, p.category, &p.strategy, passed)?;
         crate::learn::rule_stats::healed(db, &p.rule, &p.strategy, passed)?;
-        db.remove_json("pending", &key)?;
+        db.remove(Trees::PENDING, &key)?;
         count_heal(&p.strategy, if passed { "worked" } else { "did-not-work" });
         Ok(Some(Settled {
             outcome: if passed {
@@ -461,8 +458,8 @@ impl Session {
                 }
                 Outcome::RerunScheduled => {
                     budget::spend(db, &target.repository, &target.job, &target.commit)?;
-                    db.put_json(
-                        "pending",
+                    db.put(
+                        Trees::PENDING,
                         &pending_key(job),
                         &Pending {
                             job_id: job.job_id.clone(),

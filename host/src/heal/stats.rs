@@ -1,15 +1,13 @@
 //! Outcome statistics per (category, strategy), persisted in sled tree
-//! `stats`, and the ranking they give: the mean of a Beta posterior whose
-//! prior favours the rule's own order of remedies. A strategy with few
-//! trials keeps an optimistic prior (exploration); one that keeps failing
-//! sinks below the alternatives (exploitation).
+//! `stats` ([`Trees::STATS`]), and the ranking they give: the mean of a
+//! Beta posterior whose prior favours the rule's own order of remedies. A
+//! strategy with few trials keeps an optimistic prior (exploration); one
+//! that keeps failing sinks below the alternatives (exploitation).
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Category;
-use crate::store::{Store, StoreError};
-
-const TREE: &str = "stats";
+use crate::store::{Store, StoreError, Trees};
 
 /// Outcomes of one strategy on one category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +25,7 @@ fn key(category: Category, strategy: &str) -> String {
 /// Reads the outcomes of `strategy` on `category`.
 pub fn get(store: &Store, category: Category, strategy: &str) -> Result<Outcomes, StoreError> {
     Ok(store
-        .get_json(TREE, &key(category, strategy))?
+        .get(Trees::STATS, &key(category, strategy))?
         .unwrap_or_default())
 }
 
@@ -44,13 +42,13 @@ pub fn record(
     } else {
         o.failures += 1;
     }
-    store.put_json(TREE, &key(category, strategy), &o)
+    store.put(Trees::STATS, &key(category, strategy), &o)
 }
 
 /// Every (category, strategy, outcomes).
 pub fn all(store: &Store) -> Result<Vec<(String, String, Outcomes)>, StoreError> {
     Ok(store
-        .all_json::<Outcomes>(TREE)?
+        .entries(Trees::STATS)?
         .into_iter()
         .map(|(k, o)| {
             let (c, s) = k.split_once('\u{1f}').unwrap_or((&k, ""));

@@ -1,14 +1,14 @@
 //! Candidate mining: failed logs that no rule explains are reduced to
 //! templates of their failure line (Drain-style: tokens, variable tokens
 //! masked, similar templates of the same length merged), counted, and kept
-//! in sled tree `candidates` until a person promotes one to a rule.
+//! in sled tree `candidates` ([`Trees::CANDIDATES`]) until a person
+//! promotes one to a rule.
 
 use serde::{Deserialize, Serialize};
 
 use super::generalize::generalize;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, Trees, now_ms};
 
-const TREE: &str = "candidates";
 /// Wildcard token.
 pub const WILDCARD: &str = "<*>";
 /// Share of equal tokens for a line to join a template.
@@ -93,11 +93,7 @@ fn similarity(a: &[String], b: &[String]) -> f64 {
 /// Adds one unexplained failure line; returns the candidate it joined or created.
 pub fn add(store: &Store, source: &str, line: u32, text: &str) -> Result<Candidate, StoreError> {
     let tokens: Vec<String> = text.split_whitespace().map(mask).collect();
-    let mut all: Vec<Candidate> = store
-        .all_json::<Candidate>(TREE)?
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    let mut all = store.values(Trees::CANDIDATES)?;
     let now = now_ms();
     let best = all
         .iter_mut()
@@ -139,29 +135,25 @@ pub fn add(store: &Store, source: &str, line: u32, text: &str) -> Result<Candida
             }
         }
     };
-    store.put_json(TREE, &candidate.id, &candidate)?;
+    store.put(Trees::CANDIDATES, &candidate.id, &candidate)?;
     Ok(candidate)
 }
 
 /// Every candidate, most frequent first.
 pub fn all(store: &Store) -> Result<Vec<Candidate>, StoreError> {
-    let mut v: Vec<Candidate> = store
-        .all_json::<Candidate>(TREE)?
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    let mut v = store.values(Trees::CANDIDATES)?;
     v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
     Ok(v)
 }
 
 /// One candidate.
 pub fn get(store: &Store, id: &str) -> Result<Option<Candidate>, StoreError> {
-    store.get_json(TREE, id)
+    store.get(Trees::CANDIDATES, id)
 }
 
 /// Removes a candidate (after promotion).
 pub fn remove(store: &Store, id: &str) -> Result<bool, StoreError> {
-    store.remove_json(TREE, id)
+    store.remove(Trees::CANDIDATES, id)
 }
 
 /// Adds the best failure line of an unexplained failed log to the

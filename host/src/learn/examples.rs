@@ -1,17 +1,17 @@
 //! Labelled examples and the trained classifier in sled: `guard learn
 //! --category C --log LOG` (without `--type`) stores the tokens of the log's
-//! located error region with its category in tree `examples`; `guard train`
-//! folds them into the model, which it stores in tree `classifier` where
-//! every analysis picks it up (before any pack's model).
+//! located error region with its category in tree `examples`
+//! ([`Trees::EXAMPLES`]); `guard train` folds them into the model, which it
+//! stores in tree `classifier` ([`Trees::CLASSIFIER`]) where every analysis
+//! picks it up (before any pack's model).
 
 use serde::{Deserialize, Serialize};
 
 use crate::detect::classifier::Model;
 use crate::model::Category;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, Trees, now_ms};
 
-const EXAMPLES: &str = "examples";
-const CLASSIFIER: &str = "classifier";
+/// The key of the one model in [`Trees::CLASSIFIER`].
 const MODEL_KEY: &str = "model";
 
 /// A labelled example: a person's correction of a verdict.
@@ -41,29 +41,25 @@ pub fn add(
         from: from.into(),
         at_ms: now_ms(),
     };
-    store.put_json(EXAMPLES, &key, &example)?;
+    store.put(Trees::EXAMPLES, &key, &example)?;
     store.flush()?;
     Ok(key)
 }
 
 /// Every stored example, oldest first.
 pub fn all(store: &Store) -> Result<Vec<Example>, StoreError> {
-    Ok(store
-        .all_json::<Example>(EXAMPLES)?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect())
+    store.values(Trees::EXAMPLES)
 }
 
 /// Stores the trained model; it is used from the next analysis on.
 pub fn put_model(store: &Store, model: &Model) -> Result<(), StoreError> {
-    store.put_json(CLASSIFIER, MODEL_KEY, model)?;
+    store.put(Trees::CLASSIFIER, MODEL_KEY, model)?;
     store.flush()
 }
 
 /// The stored model, if one was trained here.
 pub fn model(store: &Store) -> Result<Option<Model>, StoreError> {
-    store.get_json(CLASSIFIER, MODEL_KEY)
+    store.get(Trees::CLASSIFIER, MODEL_KEY)
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
-//! Per-rule statistics in sled tree `rule_stats`: how often a rule named the
-//! failure, and how the heals that followed went, per strategy. This is the
-//! feedback that tells which rules are right and which strategies work for them.
+//! Per-rule statistics in sled tree `rule_stats` ([`Trees::RULE_STATS`]):
+//! how often a rule named the failure, and how the heals that followed
+//! went, per strategy. This is the feedback that tells which rules are
+//! right and which strategies work for them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
-
-const TREE: &str = "rule_stats";
+use crate::store::{Store, StoreError, Trees};
 
 /// Statistics of one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,14 +24,14 @@ pub struct RuleStats {
 
 /// Notes that `rule` named a failure.
 pub fn fired(store: &Store, rule: &str) -> Result<(), StoreError> {
-    let mut s: RuleStats = store.get_json(TREE, rule)?.unwrap_or_default();
+    let mut s = store.get(Trees::RULE_STATS, rule)?.unwrap_or_default();
     s.fired += 1;
-    store.put_json(TREE, rule, &s)
+    store.put(Trees::RULE_STATS, rule, &s)
 }
 
 /// Notes the outcome of a heal of a failure named by `rule`.
 pub fn healed(store: &Store, rule: &str, strategy: &str, worked: bool) -> Result<(), StoreError> {
-    let mut s: RuleStats = store.get_json(TREE, rule)?.unwrap_or_default();
+    let mut s = store.get(Trees::RULE_STATS, rule)?.unwrap_or_default();
     let e = s.strategies.entry(strategy.to_string()).or_default();
     if worked {
         s.healed += 1;
@@ -41,12 +40,12 @@ pub fn healed(store: &Store, rule: &str, strategy: &str, worked: bool) -> Result
         s.not_healed += 1;
         e.1 += 1;
     }
-    store.put_json(TREE, rule, &s)
+    store.put(Trees::RULE_STATS, rule, &s)
 }
 
 /// Every rule's statistics, most fired first.
 pub fn all(store: &Store) -> Result<Vec<(String, RuleStats)>, StoreError> {
-    let mut v = store.all_json::<RuleStats>(TREE)?;
+    let mut v = store.entries(Trees::RULE_STATS)?;
     v.sort_by(|a, b| b.1.fired.cmp(&a.1.fired).then_with(|| a.0.cmp(&b.0)));
     Ok(v)
 }

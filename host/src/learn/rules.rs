@@ -1,6 +1,6 @@
-//! Learned rules in sled tree `rules`, each with its provenance, and their
-//! validation: a rule must compile, match the line it was learned from, and
-//! match no line of any known-good (passing) log.
+//! Learned rules in sled tree `rules` ([`Trees::RULES`]), each with its
+//! provenance, and their validation: a rule must compile, match the line it
+//! was learned from, and match no line of any known-good (passing) log.
 
 use std::path::Path;
 
@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::scanner::RuleSet;
 use crate::model::Rule;
-use crate::store::{Store, StoreError, now_ms};
-
-const TREE: &str = "rules";
+use crate::store::{Store, StoreError, Trees, now_ms};
 
 /// The source name learned rules carry in findings and listings.
 pub const SOURCE: &str = "learned";
@@ -59,22 +57,18 @@ pub fn put(
             example,
         },
     };
-    store.put_json(TREE, &id, &learned)?;
+    store.put(Trees::RULES, &id, &learned)?;
     store.flush()
 }
 
 /// Every learned rule.
 pub fn all(store: &Store) -> Result<Vec<Learned>, StoreError> {
-    Ok(store
-        .all_json::<Learned>(TREE)?
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect())
+    store.values(Trees::RULES)
 }
 
 /// Removes a learned rule; returns whether it existed.
 pub fn remove(store: &Store, id: &str) -> Result<bool, StoreError> {
-    let existed = store.remove_json(TREE, id)?;
+    let existed = store.remove(Trees::RULES, id)?;
     store.flush()?;
     Ok(existed)
 }

@@ -126,15 +126,12 @@ async fn receive(state: AppState, platform: Platform, req: Request) -> Response 
         Ok(p) => p,
         Err(WebhookError::Unauthorized(m)) => {
             count(name, "unauthorized");
-            tracing::warn!(platform = name, "webhook refused: {m}");
-            let event = crate::store::SecurityEvent {
-                at_ms: crate::store::now_ms(),
-                plugin: "guard".into(),
-                kind: "webhook-refused".into(),
-                subject: route.into(),
-                message: m.clone(),
-            };
-            let _ = state.daemon.runtime.db().record_security(&event);
+            // Logged (naming the route, hence the platform) and recorded.
+            state
+                .daemon
+                .runtime
+                .db()
+                .security("guard", "webhook-refused", route, &m);
             return error(StatusCode::UNAUTHORIZED, &m);
         }
         Err(WebhookError::NotConfigured(m)) => {
