@@ -24,7 +24,7 @@ use super::state::{CallContext, PluginState, new_store};
 use super::{RuntimeError, bindings, engine};
 use crate::caps::grants::Grants;
 use crate::config::Config;
-use crate::store::{SecurityEvent, Store as Db, now_ms};
+use crate::store::Store as Db;
 
 pub use super::admission::default_grants;
 pub use super::inspect::{Inspection, version_supported};
@@ -361,16 +361,6 @@ impl Runtime {
 
     /// Records a security event (and logs it).
     pub fn security(&self, plugin: &str, kind: &str, subject: &str, message: &str) {
-        tracing::warn!(plugin, kind, subject, "{message}");
-        let event = SecurityEvent {
-            at_ms: now_ms(),
-            plugin: plugin.into(),
-            kind: kind.into(),
-            subject: subject.into(),
-            message: message.into(),
-        };
-        if let Err(e) = self.db.record_security(&event) {
-            tracing::error!("cannot record security event: {e}");
-        }
+        self.db.security(plugin, kind, subject, message);
     }
 }
