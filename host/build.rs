@@ -12,7 +12,7 @@ const PLUGINS: &[&str] = &["pack-std", "detect-tests", "heal-std"];
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().expect("host/ has a parent").to_path_buf();
-    guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "wit"]);
+    guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "rules", "wit"]);
     println!("cargo:rerun-if-changed=guest-build.rs");
 
     let mut packages = PLUGINS.to_vec();

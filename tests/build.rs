@@ -24,7 +24,10 @@ fn main() {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf();
-    guest_build::rerun_if_changed(&workspace, &["plugins", "sdk", "wit", "tests/guests"]);
+    guest_build::rerun_if_changed(
+        &workspace,
+        &["plugins", "sdk", "rules", "wit", "tests/guests"],
+    );
     println!("cargo:rerun-if-changed=../host/guest-build.rs");
     let built = guest_build::build(&workspace, GUESTS);
     let mut src = String::new();

@@ -188,3 +188,88 @@ pub struct Rule {
     #[serde(default)]
     pub description: String,
 }
+
+impl TryFrom<guard_rules::RuleEntry> for Rule {
+    type Error = String;
+
+    /// A rules-file entry as a rule, once it passes the format's checks
+    /// ([`guard_rules::RuleEntry::validate`]: id, category, confidence).
+    /// Unlike a pack's SDK, which files an unknown category under `other`,
+    /// the host refuses it: whoever runs `guard patterns import` or `guard
+    /// pack build` can fix the file.
+    fn try_from(entry: guard_rules::RuleEntry) -> Result<Rule, String> {
+        entry.validate()?;
+        // `validate` accepted the name, so this fails only if the format's
+        // list and `Category` drift apart (a test below keeps them equal).
+        let category = Category::parse(&entry.category)
+            .ok_or_else(|| format!("unknown category `{}`", entry.category))?;
+        Ok(Rule {
+            id: entry.id,
+            category,
+            failure_type: entry.failure_type,
+            pattern: entry.pattern,
+            unless: entry.unless,
+            confidence: entry.confidence,
+            remedies: entry.remedies,
+            description: entry.description,
+        })
+    }
+}
+
+impl From<Rule> for guard_rules::RuleEntry {
+    /// The rule as a rules-file entry (what `guard patterns export` writes).
+    fn from(rule: Rule) -> guard_rules::RuleEntry {
+        guard_rules::RuleEntry {
+            id: rule.id,
+            category: rule.category.as_str().to_owned(),
+            failure_type: rule.failure_type,
+            pattern: rule.pattern,
+            unless: rule.unless,
+            confidence: rule.confidence,
+            remedies: rule.remedies,
+            description: rule.description,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules_format_and_category_name_the_same_categories() {
+        let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, guard_rules::CATEGORIES);
+    }
+
+    #[test]
+    fn rules_convert_to_entries_and_back_and_bad_entries_are_refused() {
+        let rule = Rule {
+            id: "a".into(),
+            category: Category::Network,
+            failure_type: "t".into(),
+            pattern: "X".into(),
+            unless: Some("Y".into()),
+            confidence: 0.5,
+            remedies: vec!["retry".into()],
+            description: "d".into(),
+        };
+        let entry = guard_rules::RuleEntry::from(rule.clone());
+        assert_eq!(entry.category, "network");
+        assert_eq!(Rule::try_from(entry.clone()), Ok(rule));
+        let unknown = guard_rules::RuleEntry {
+            category: "networking".into(),
+            ..entry.clone()
+        };
+        assert!(
+            Rule::try_from(unknown)
+                .unwrap_err()
+                .contains("unknown category")
+        );
+        let unsure = guard_rules::RuleEntry {
+            confidence: 1.5,
+            ..entry
+        };
+        assert!(Rule::try_from(unsure).unwrap_err().contains("confidence"));
+    }
+}

@@ -86,7 +86,7 @@ pub use bindings::guard::plugin::types::{
 };
 pub use plugin::{Detector, Effect, Healer, Pack, Report, Strategy, info, lines};
 #[cfg(feature = "toml")]
-pub use rules::{RulesFile, rules_from_toml};
+pub use rules::{PackMeta, RuleEntry, RulesFile, rules_from_toml};
 
 /// Persistent key-value storage private to this plugin (always granted).
 ///

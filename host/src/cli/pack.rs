@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::Global;
+use crate::model::Rule;
 use crate::runtime::{PluginKind, PluginSource, Runtime};
 
 #[derive(Debug, clap::Subcommand)]
@@ -64,18 +65,32 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
             let text = std::fs::read_to_string(&rules)
                 .with_context(|| format!("reading {}", rules.display()))?;
             // Normalise to TOML (the template parses TOML) and check it first:
-            // a pack that loads with zero rules helps nobody.
+            // a pack that loads with zero rules helps nobody. Any problem
+            // refuses the whole build, so one run names them all.
             let parsed = super::patterns::parse_rules_file(&text)
                 .with_context(|| rules.display().to_string())?;
-            let mut refused = Vec::new();
-            for r in &parsed.rule {
-                if let Err(why) = crate::learn::rules::validate(r, None, &[]) {
-                    refused.push(format!("{}: {why}", r.id));
+            // The format's checks: pack id; each rule's id, category and
+            // confidence.
+            let mut refused: Vec<String> = match parsed.validate() {
+                Ok(()) => Vec::new(),
+                Err(problems) => problems.iter().map(ToString::to_string).collect(),
+            };
+            // The scanner's, rule by rule, for the rules the format passed
+            // (the others are named above already).
+            let mut checked: Vec<Rule> = Vec::new();
+            for entry in &parsed.rules {
+                let Ok(rule) = Rule::try_from(entry.clone()) else {
+                    continue;
+                };
+                match crate::learn::rules::validate(&rule, None, &[]) {
+                    Ok(()) => checked.push(rule),
+                    Err(why) => refused.push(format!("{}: {why}", rule.id)),
                 }
             }
-            // Together too: the scanner has one size budget for all rules.
+            // Together too: the scanner has one size budget for all rules,
+            // and ids must be unique.
             let (_, over) = crate::detect::scanner::RuleSet::compile(
-                parsed.rule.iter().map(|r| (parsed.pack.id.as_str(), r)),
+                checked.iter().map(|r| (parsed.pack.id.as_str(), r)),
             );
             refused.extend(
                 over.into_iter()
@@ -83,12 +98,12 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
             );
             if !refused.is_empty() {
                 anyhow::bail!(
-                    "{} rules do not compile:\n  {}",
+                    "{} problems in the rules file:\n  {}",
                     refused.len(),
                     refused.join("\n  ")
                 );
             }
-            let toml_text = toml::to_string(&parsed).context("writing rules as TOML")?;
+            let toml_text = parsed.to_toml().context("writing rules as TOML")?;
             let mut bytes = crate::pack::build(crate::embedded::PACK_TEMPLATE, &toml_text)?;
             if let Some(path) = &model {
                 let json =
@@ -112,7 +127,7 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 output.display(),
                 parsed.pack.id,
                 parsed.pack.version,
-                parsed.rule.len(),
+                parsed.rules.len(),
                 bytes.len()
             )?;
             Ok(0)

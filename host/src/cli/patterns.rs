@@ -1,9 +1,13 @@
-//! `guard patterns list [--regex] [--json]`: the active rules.
+//! `guard patterns`: the active rules (`list`), learned rules out of and
+//! into rules files (`export`, `import`; the format is `guard_rules`'s, the
+//! one `guard pack build` and pattern packs read), candidate mining and
+//! promotion (`mine`, `candidates`, `promote`), and rule statistics.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use guard_rules::{PackMeta, RuleEntry, RulesFile};
 use serde::Serialize;
 
 use super::Global;
@@ -77,39 +81,23 @@ pub enum Command {
     },
 }
 
-/// A rules file: the format of `plugins/pack-std/rules/*.toml`.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct RulesFile {
-    /// Pack metadata.
-    pub pack: PackMeta,
-    /// The rules.
-    #[serde(default)]
-    pub rule: Vec<Rule>,
-}
-
-/// The `[pack]` table.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct PackMeta {
-    /// Pack id.
-    pub id: String,
-    /// Version.
-    #[serde(default = "default_version")]
-    pub version: String,
-    /// One sentence.
-    #[serde(default)]
-    pub description: String,
-}
-
-fn default_version() -> String {
-    "0.1.0".into()
-}
-
-/// Parses a rules file, TOML or JSON (by content).
+/// Parses a rules file, TOML or JSON (told apart by content: a JSON file is
+/// an object, and no TOML document starts with `{`). Only the shape is
+/// checked; the rules are checked one by one as they are converted
+/// (`Rule::try_from`).
 pub fn parse_rules_file(text: &str) -> Result<RulesFile> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).context("parsing JSON rules file");
+        return RulesFile::from_json(text).context("parsing JSON rules file");
     }
-    toml::from_str(text).context("parsing TOML rules file")
+    RulesFile::from_toml(text).context("parsing TOML rules file")
+}
+
+/// An entry as a rule the scanner accepts, or why it is refused: the
+/// format's checks, then the scanner's (the regexes compile).
+fn checked_rule(entry: RuleEntry) -> Result<Rule, String> {
+    let rule = Rule::try_from(entry)?;
+    crate::learn::rules::validate(&rule, None, &[])?;
+    Ok(rule)
 }
 
 #[derive(Serialize)]
@@ -169,15 +157,18 @@ pub async fn run(
             let file = RulesFile {
                 pack: PackMeta {
                     id,
-                    version: default_version(),
+                    version: guard_rules::DEFAULT_VERSION.into(),
                     description: format!("{} rules learned by guard", learned.len()),
                 },
-                rule: learned.into_iter().map(|l| l.rule).collect(),
+                rules: learned
+                    .into_iter()
+                    .map(|l| RuleEntry::from(l.rule))
+                    .collect(),
             };
             if format == "json" {
-                writeln!(out, "{}", serde_json::to_string_pretty(&file)?)?;
+                writeln!(out, "{}", file.to_json_pretty()?)?;
             } else {
-                write!(out, "{}", toml::to_string(&file).context("writing TOML")?)?;
+                write!(out, "{}", file.to_toml().context("writing TOML")?)?;
             }
             Ok(0)
         }
@@ -187,10 +178,11 @@ pub async fn run(
             let parsed = parse_rules_file(&text).with_context(|| file.display().to_string())?;
             let db = super::open_store(global)?;
             let (mut kept, mut refused) = (0, 0);
-            for rule in parsed.rule {
-                match crate::learn::rules::validate(&rule, None, &[]) {
-                    Ok(()) => {
-                        writeln!(out, "imported {}", rule.id)?;
+            for entry in parsed.rules {
+                let id = entry.id.clone();
+                match checked_rule(entry) {
+                    Ok(rule) => {
+                        writeln!(out, "imported {id}")?;
                         crate::learn::rules::put(
                             &db,
                             rule,
@@ -202,7 +194,7 @@ pub async fn run(
                         kept += 1;
                     }
                     Err(why) => {
-                        writeln!(err, "refused {}: {why}", rule.id)?;
+                        writeln!(err, "refused {id}: {why}")?;
                         refused += 1;
                     }
                 }
