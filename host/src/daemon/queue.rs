@@ -240,9 +240,8 @@ impl Queue {
             })?;
         } else {
             // 5 s, 10 s, 20 s, … capped at 10 minutes.
-            let delay = 5_000u64
-                .saturating_mul(1 << (ev.attempts - 1).min(7))
-                .min(600_000);
+            let delay =
+                crate::backoff::exponential(5_000, ev.attempts.saturating_sub(1), 7).min(600_000);
             ev.next_try_ms = now_ms() + delay;
             self.queue.insert(&ev.id, &ev)?;
         }

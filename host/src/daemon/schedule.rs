@@ -156,7 +156,7 @@ impl Schedule {
                 Err(e) if e.is_transient() && s.tries < 5 => {
                     s.tries += 1;
                     s.firing = false;
-                    let delay = 30_000u64 << s.tries.min(5);
+                    let delay = crate::backoff::exponential(30_000, s.tries, 5);
                     self.tree.insert(&self.key(now_ms() + delay)?, &s)?;
                     audit(
                         &self.store,
