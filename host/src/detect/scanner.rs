@@ -1,13 +1,27 @@
-//! The native rule scanner: every pack rule (and, later, learned rules)
-//! compiled once into a [`RuleSet`]. A scan works on blocks of normalised
-//! lines (joined by `\n`): one multi-line `RegexSet` pass over the block
-//! says which rules match anywhere in it — for almost every block, none —
-//! and only those rules are searched for, each hit verified on its own line
-//! with the rule as written (captures, `unless`). Per-line calls into the
-//! regex engine would cost far more than the scanning itself.
+//! The native rule scanner: every pack rule (and learned rules) in one
+//! [`RuleSet`]. A scan works on blocks of normalised lines (joined by
+//! `\n`), two ways that find the same hits:
+//!
+//! - **Small logs** (the first [`SET_AFTER_BYTES`] of any log): one
+//!   Aho-Corasick pass over the block finds the rules' required literals
+//!   ([`literals`]); a rule's own regex runs only on the lines holding one
+//!   of its literals. Nothing else is compiled: the literal automaton takes
+//!   well under a millisecond to build, each rule's regex is compiled the
+//!   first time a line could match it, so a small `guard detect` starts in
+//!   a few milliseconds instead of compiling hundreds of regexes.
+//! - **Big logs** (past that): one multi-line `RegexSet` of every rule,
+//!   built once on demand, says which rules match anywhere in a block — for
+//!   almost every block, none — and only those are searched. Its build cost
+//!   (tens of milliseconds) pays for itself within a few megabytes.
+//!
+//! Either way each hit is verified on its own line with the rule as
+//! written (captures, `unless`), in line order.
+
+mod literals;
 
 use std::sync::OnceLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::model::{Evidence, Finding, Rule};
@@ -25,6 +39,9 @@ const KEEP_FIRST: usize = 3;
 const KEEP_LAST: usize = 3;
 /// Facts kept per rule.
 const MAX_FACTS: usize = 50;
+/// Bytes of a log scanned the small-log way before the big-log set is
+/// built: about where its build time is paid back.
+pub const SET_AFTER_BYTES: usize = 4 << 20;
 
 /// A rule that could not be compiled, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +63,10 @@ pub struct RuleError {
 struct CompiledRule {
     rule: Rule,
     source: String,
+    /// What its compiled program is estimated to cost (bytes).
+    cost: usize,
+    /// Strings of which every match contains one (ASCII case folded).
+    literals: Option<literals::Required>,
     regex: OnceLock<Option<Regex>>,
     block: OnceLock<Option<Regex>>,
     unless: OnceLock<Option<Regex>>,
@@ -82,7 +103,64 @@ impl CompiledRule {
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
-    set: RegexSet,
+    /// The literal prefilter of the rules that have a required literal.
+    prefilter: Option<Prefilter>,
+    /// Rules without one (indices into `rules`), searched one by one in
+    /// small logs.
+    rest: Vec<usize>,
+    /// Every rule in one set, for big logs (built on first need; `None`
+    /// when it cannot be built within the budget: the small-log way goes on).
+    set: OnceLock<Option<RegexSet>>,
+}
+
+/// One automaton over every rule's required literals.
+#[derive(Debug)]
+struct Prefilter {
+    automaton: AhoCorasick,
+    /// The rules each literal (by pattern id) belongs to.
+    owners: Vec<Vec<usize>>,
+}
+
+impl Prefilter {
+    fn build(rules: &[CompiledRule]) -> Option<Prefilter> {
+        let mut literals: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(required) = &rule.literals else {
+                continue;
+            };
+            let folds = required
+                .folds
+                .then(|| literals::FOLDS.map(String::from))
+                .into_iter()
+                .flatten();
+            for lit in required.literals.iter().cloned().chain(folds) {
+                let id = *index.entry(lit.clone()).or_insert_with(|| {
+                    literals.push(lit);
+                    owners.push(Vec::new());
+                    literals.len() - 1
+                });
+                if owners[id].last() != Some(&i) {
+                    owners[id].push(i);
+                }
+            }
+        }
+        if literals.is_empty() {
+            return None;
+        }
+        match AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+        {
+            Ok(automaton) => Some(Prefilter { automaton, owners }),
+            Err(e) => {
+                tracing::warn!("literal prefilter unavailable ({e}); rules are searched by regex");
+                None
+            }
+        }
+    }
 }
 
 impl RuleSet {
@@ -110,10 +188,21 @@ impl RuleSet {
                 )));
                 continue;
             }
-            match check(rule) {
-                Ok(()) => compiled.push(CompiledRule {
+            let checked = check(rule).and_then(|hir| {
+                // The estimate is generous; a rule it puts over the
+                // per-rule limit is compiled to know for sure.
+                let mut estimate = literals::estimate(&hir);
+                if estimate > RULE_SIZE_LIMIT {
+                    estimate = cost(&multi_line(&rule.pattern))?;
+                }
+                Ok((estimate, literals::of_hir(&hir)))
+            });
+            match checked {
+                Ok((cost, literals)) => compiled.push(CompiledRule {
                     rule: rule.clone(),
                     source: source.to_string(),
+                    cost,
+                    literals,
                     regex: OnceLock::new(),
                     block: OnceLock::new(),
                     unless: OnceLock::new(),
@@ -121,59 +210,77 @@ impl RuleSet {
                 Err(message) => errors.push(err(message)),
             }
         }
-        let set = match build_set(&compiled) {
-            Ok(set) => set,
-            // Over the budget: every rule alone is small enough (or it is
-            // rejected here), so the costliest rules go until the rest fit
+        let estimated: usize = compiled
+            .iter()
+            .fold(0usize, |sum, c| sum.saturating_add(c.cost));
+        if estimated > TOTAL_SIZE_LIMIT {
+            // Over the budget: every rule alone is small enough (or it was
+            // rejected above), so the costliest rules go until the rest fit
             // one budget — a pack of many cheap-looking rules cannot cost
-            // gigabytes. The usual path never gets here.
-            Err(e) => {
-                tracing::warn!("rule set over its size budget ({e}); dropping the costliest rules");
-                let mut costed: Vec<(usize, CompiledRule)> = Vec::new();
-                for c in compiled.drain(..) {
-                    match cost(&multi_line(&c.rule.pattern)) {
-                        Ok(n) => costed.push((n, c)),
-                        Err(why) => errors.push(RuleError {
-                            pack: c.source.clone(),
-                            rule: c.rule.id.clone(),
-                            message: why,
-                        }),
-                    }
+            // gigabytes. The usual path never gets here, and only here is
+            // every rule compiled to know its real cost.
+            tracing::warn!(
+                "rules estimated at {} MiB, over the scanner's budget; dropping the costliest",
+                estimated >> 20
+            );
+            let mut costed: Vec<(usize, CompiledRule)> = Vec::new();
+            for c in compiled.drain(..) {
+                match cost(&multi_line(&c.rule.pattern)) {
+                    Ok(n) => costed.push((n, c)),
+                    Err(why) => errors.push(RuleError {
+                        pack: c.source.clone(),
+                        rule: c.rule.id.clone(),
+                        message: why,
+                    }),
                 }
-                // Cheapest first: as many rules as fit are kept.
-                costed.sort_by_key(|(n, _)| *n);
-                let mut total = 0usize;
-                for (n, c) in costed {
-                    if total.saturating_add(n) <= TOTAL_SIZE_LIMIT {
-                        total += n;
-                        compiled.push(c);
-                    } else {
-                        errors.push(RuleError {
-                            pack: c.source.clone(),
-                            rule: c.rule.id.clone(),
-                            message: format!(
-                                "compiles to {} KiB; the active rules may take {} MiB in all (guard's scanner budget), and this one does not fit",
-                                n / 1024,
-                                TOTAL_SIZE_LIMIT >> 20
-                            ),
-                        });
-                    }
-                }
-                build_set(&compiled).unwrap_or_else(|e| {
-                    // The estimate and the set disagree: scan rule by rule
-                    // (slower, still right, still bounded per rule).
-                    tracing::warn!("rule set still too large ({e}); scanning rule by rule");
-                    RegexSet::new([r"(?s:.)"]).unwrap_or_else(|_| RegexSet::empty())
-                })
             }
-        };
+            // Cheapest first: as many rules as fit are kept.
+            costed.sort_by_key(|(n, _)| *n);
+            let mut total = 0usize;
+            for (n, mut c) in costed {
+                if total.saturating_add(n) <= TOTAL_SIZE_LIMIT {
+                    total += n;
+                    c.cost = n;
+                    compiled.push(c);
+                } else {
+                    errors.push(RuleError {
+                        pack: c.source.clone(),
+                        rule: c.rule.id.clone(),
+                        message: format!(
+                            "compiles to {} KiB; the active rules may take {} MiB in all (guard's scanner budget), and this one does not fit",
+                            n / 1024,
+                            TOTAL_SIZE_LIMIT >> 20
+                        ),
+                    });
+                }
+            }
+        }
+        let prefilter = Prefilter::build(&compiled);
+        let rest: Vec<usize> = (0..compiled.len())
+            .filter(|&i| prefilter.is_none() || compiled[i].literals.is_none())
+            .collect();
         (
             RuleSet {
                 rules: compiled,
-                set,
+                prefilter,
+                rest,
+                set: OnceLock::new(),
             },
             errors,
         )
+    }
+
+    /// The set of every rule, built the first time a big log needs it.
+    fn full_set(&self) -> Option<&RegexSet> {
+        self.set
+            .get_or_init(|| match build_set(self.rules.iter()) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    tracing::warn!("rule set not built ({e}); scanning by literals");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// Number of active rules.
@@ -197,26 +304,20 @@ impl RuleSet {
             set: self,
             hits: Vec::new(),
             matched: Vec::new(),
+            candidates: Vec::new(),
+            bytes: 0,
+            set_after: SET_AFTER_BYTES,
         }
-    }
-
-    /// Whether the prefilter is the match-all fallback (every rule is
-    /// searched in every block).
-    fn match_all(&self) -> bool {
-        self.set.len() == 1 && self.rules.len() != 1
     }
 }
 
-fn build_set(rules: &[CompiledRule]) -> Result<RegexSet, regex::Error> {
-    RegexSetBuilder::new(rules.iter().map(|c| multi_line(&c.rule.pattern)))
-        // Each rule's share and one total: a single oversized rule fails
-        // the set (and is found in the fallback) as surely as many small
-        // ones adding up.
-        .size_limit(
-            RULE_SIZE_LIMIT
-                .saturating_mul(rules.len().max(1))
-                .min(TOTAL_SIZE_LIMIT),
-        )
+fn build_set<'a>(
+    rules: impl ExactSizeIterator<Item = &'a CompiledRule>,
+) -> Result<RegexSet, regex::Error> {
+    let n = rules.len().max(1);
+    RegexSetBuilder::new(rules.map(|c| multi_line(&c.rule.pattern)))
+        // Each rule's share and one total.
+        .size_limit(RULE_SIZE_LIMIT.saturating_mul(n).min(TOTAL_SIZE_LIMIT))
         .dfa_size_limit(64 << 20)
         .build()
 }
@@ -251,8 +352,9 @@ fn cost(pattern: &str) -> Result<usize, String> {
 }
 
 /// Checks a rule without compiling it: syntax (parsing is cheap), length,
-/// and that the pattern cannot match an empty line.
-fn check(rule: &Rule) -> Result<(), String> {
+/// and that the pattern cannot match an empty line. Returns the pattern's
+/// HIR for the literal and cost analysis.
+fn check(rule: &Rule) -> Result<regex_syntax::hir::Hir, String> {
     let parse = |p: &str, what: &str| -> Result<regex_syntax::hir::Hir, String> {
         if p.len() > MAX_PATTERN {
             return Err(format!(
@@ -281,7 +383,7 @@ fn check(rule: &Rule) -> Result<(), String> {
     if !(0.0..=1.0).contains(&rule.confidence) {
         return Err(format!("confidence {} is outside 0.0–1.0", rule.confidence));
     }
-    Ok(())
+    Ok(hir)
 }
 
 /// The pattern with `^` and `$` matching at line boundaries, for searching
@@ -338,6 +440,12 @@ pub struct Scan<'a> {
     /// Hits by rule index.
     hits: Vec<Option<RuleHit>>,
     matched: Vec<usize>,
+    /// (rule, line index) pairs the literal prefilter found in a block.
+    candidates: Vec<(usize, usize)>,
+    /// Bytes scanned so far.
+    bytes: usize,
+    /// Past this many bytes, the big-log way.
+    set_after: usize,
 }
 
 /// A line of a block: its number in the original log, where it starts in
@@ -352,6 +460,20 @@ pub struct BlockLine {
     pub error_marker: bool,
 }
 
+/// The index of the line holding byte `at` of a block.
+fn line_at(lines: &[BlockLine], at: usize) -> usize {
+    lines.partition_point(|l| l.start <= at).saturating_sub(1)
+}
+
+/// The text of line `li` of a block (without its newline).
+fn line_text<'b>(block: &'b str, lines: &[BlockLine], li: usize) -> &'b str {
+    let start = lines[li].start;
+    let end = lines
+        .get(li + 1)
+        .map_or(block.len(), |next| next.start.saturating_sub(1));
+    &block[start..end.max(start)]
+}
+
 impl Scan<'_> {
     /// Scans a block: normalised lines joined by `\n`, described by `lines`
     /// (in order, starting at offset 0).
@@ -359,11 +481,15 @@ impl Scan<'_> {
         if lines.is_empty() {
             return;
         }
+        self.bytes = self.bytes.saturating_add(block.len());
         self.matched.clear();
-        if self.set.match_all() {
-            self.matched.extend(0..self.set.rules.len());
-        } else {
-            self.matched.extend(self.set.set.matches(block).iter());
+        let big = self.bytes > self.set_after;
+        match big.then(|| self.set.full_set()).flatten() {
+            Some(set) => self.matched.extend(set.matches(block).iter()),
+            None => {
+                self.by_literals(block, lines);
+                self.matched.extend(self.set.rest.iter().copied());
+            }
         }
         for i in 0..self.matched.len() {
             let idx = self.matched[i];
@@ -375,16 +501,14 @@ impl Scan<'_> {
                 let Some(m) = rule.block().and_then(|b| b.find_at(block, from)) else {
                     break;
                 };
-                // The line holding the match start.
-                let li = lines
-                    .partition_point(|l| l.start <= m.start())
-                    .saturating_sub(1);
+                let li = line_at(lines, m.start());
                 let line = lines[li];
-                let end = lines
-                    .get(li + 1)
-                    .map_or(block.len(), |next| next.start.saturating_sub(1));
-                let text = &block[line.start..end.max(line.start)];
-                self.verify(idx, line.number, text, line.error_marker);
+                self.verify(
+                    idx,
+                    line.number,
+                    line_text(block, lines, li),
+                    line.error_marker,
+                );
                 // Continue at the next line, not at the match end, so a
                 // match spanning lines can never hide one on the next line.
                 match lines.get(li + 1) {
@@ -392,6 +516,33 @@ impl Scan<'_> {
                     None => break,
                 }
             }
+        }
+    }
+
+    /// The small-log way: the lines holding a rule's required literal, and
+    /// only those, meet the rule's regex (in line order per rule).
+    fn by_literals(&mut self, block: &str, lines: &[BlockLine]) {
+        let Some(p) = &self.set.prefilter else {
+            return;
+        };
+        self.candidates.clear();
+        for m in p.automaton.find_overlapping_iter(block) {
+            let li = line_at(lines, m.start());
+            for &rule in &p.owners[m.pattern().as_usize()] {
+                self.candidates.push((rule, li));
+            }
+        }
+        self.candidates.sort_unstable();
+        self.candidates.dedup();
+        for i in 0..self.candidates.len() {
+            let (rule, li) = self.candidates[i];
+            let line = lines[li];
+            self.verify(
+                rule,
+                line.number,
+                line_text(block, lines, li),
+                line.error_marker,
+            );
         }
     }
 
@@ -588,6 +739,64 @@ mod tests {
         let names: Vec<_> = errors.iter().map(|e| e.rule.as_str()).collect();
         assert_eq!(names, ["bad", "empty", "ok", "huge"]);
         assert!(errors[0].to_string().starts_with("pack p: rule bad:"));
+    }
+
+    /// The small-log way (literals) and the big-log way (one set) find the
+    /// same hits, with the same evidence, on every line.
+    #[test]
+    fn both_ways_find_the_same_hits() {
+        let rules = [
+            rule("dns", r"ENOTFOUND (?P<host>\S+)", Some("retrying")),
+            rule("oom", r"(?i)out of memory|OOM[- ]?killed", None),
+            rule("exit", r"exit (?:code|status) (?P<code>1\d\d)", None),
+            rule("noliteral", r"^\d+:\d+ \+\d+ -[1-9]", None),
+            rule("word", r"\bfoo\s+bar\b", None),
+        ];
+        let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(
+            set.rest.len() == 1,
+            "one rule has no literal: {:?}",
+            set.rest
+        );
+        let text = "getaddrinfo ENOTFOUND a.example retrying\nOut Of Memory\n00:12 +3 -1: x\nfoo\nfoo bar\noom \u{212a}illed\nexit status 137\ngetaddrinfo ENOTFOUND b.example\nnothing";
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, l) in text.split('\n').enumerate() {
+            lines.push(BlockLine {
+                number: i as u32 + 1,
+                start,
+                error_marker: i == 6,
+            });
+            start += l.len() + 1;
+        }
+        type Hit = (String, Vec<u32>, Vec<(String, String)>, u32);
+        let found = |set_after: usize| {
+            let mut scan = set.scan();
+            scan.set_after = set_after;
+            scan.block(text, &lines);
+            let mut out: Vec<Hit> = scan
+                .finish()
+                .into_iter()
+                .map(|(f, h)| {
+                    (
+                        f.rule,
+                        f.evidence.iter().map(|e| e.line).collect(),
+                        f.facts,
+                        h.marked,
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let small = found(usize::MAX);
+        let big = found(0);
+        assert_eq!(small, big);
+        let rules_found: Vec<&str> = small.iter().map(|(r, ..)| r.as_str()).collect();
+        assert_eq!(rules_found, ["dns", "exit", "noliteral", "oom", "word"]);
+        let oom = small.iter().find(|(r, ..)| r == "oom").unwrap();
+        assert_eq!(oom.1, [2, 6], "the Kelvin-sign spelling is found too");
     }
 
     #[test]
