@@ -9,6 +9,7 @@
 //! `kv/<plugin>` tree ([`Store::plugin_kv`]), whose bytes are the plugin's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,22 @@ pub struct Store {
     db: sled::Db,
     /// True when this is a throw-away database (see [`Store::open_or_temporary`]).
     temporary: bool,
+    /// Group commit: one flush covers every write requested before it.
+    commits: Arc<GroupCommit>,
+}
+
+/// Flush requests and the flushes that covered them. Under load many
+/// workers ask for a flush at once (an accepted webhook, a journaled
+/// action, a completed event); one `fsync` covers all of them, where one
+/// each would cap the daemon at the disk's fsyncs per second.
+#[derive(Debug, Default)]
+struct GroupCommit {
+    /// Tickets handed out (each after the caller's writes).
+    requested: std::sync::atomic::AtomicU64,
+    /// Every ticket up to this one is on disk.
+    done: std::sync::atomic::AtomicU64,
+    /// One flush at a time.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// A security event: a denial or a contained plugin failure.
@@ -124,6 +141,7 @@ impl Store {
         let store = Store {
             db,
             temporary: false,
+            commits: Arc::default(),
         };
         store.init()?;
         Ok(store)
@@ -136,6 +154,7 @@ impl Store {
         let store = Store {
             db,
             temporary: true,
+            commits: Arc::default(),
         };
         store.init()?;
         Ok(store)
@@ -292,11 +311,24 @@ impl Store {
     /// once (spacejam/sled#1308, fixed only on its unreleased main); guard's
     /// load test hit it at 1,000 webhooks/s. A blocking flush on tokio's
     /// blocking pool does the same work without that bug.
+    ///
+    /// Flushes are grouped: a caller whose writes a flush that began after
+    /// them already covered returns at once (see [`GroupCommit`]).
     pub async fn flush_async(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        // The ticket is taken after this caller's writes: a flush that
+        // starts after reading a later ticket count covers them.
+        let ticket = self.commits.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = self.commits.flushing.lock().await;
+        if self.commits.done.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        let covers = self.commits.requested.load(Ordering::SeqCst);
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
+        self.commits.done.fetch_max(covers, Ordering::SeqCst);
         Ok(())
     }
 
