@@ -14,15 +14,46 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Wasm stack per call; recursion deeper than this traps ("call stack exhausted").
 const MAX_WASM_STACK: usize = 1024 * 1024;
 
+/// Instances the pooling allocator keeps ready. A daemon worker uses a
+/// few at a time (a scan, a heal); past the pool an instantiation fails as
+/// a contained error, so this is far above what workers × plugins need.
+const POOL_INSTANCES: u32 = 512;
+
 /// Builds the engine and starts its epoch ticker.
-pub fn new_engine() -> Result<Engine, RuntimeError> {
+///
+/// Instances come from wasmtime's pooling allocator: memories, tables and
+/// instance state are reserved once and reused, so instantiating a plugin
+/// for every scan and heal costs a few microseconds instead of fresh
+/// mappings. Where the address space is too tight for the pool's
+/// reservations (a low `ulimit -v`), guard falls back to allocating on
+/// demand and says so.
+pub fn new_engine(memory_mib: u64) -> Result<Engine, RuntimeError> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK)
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
-    let engine = Engine::new(&config).map_err(|e| RuntimeError::Setup(e.to_string()))?;
+    let mut pooled = config.clone();
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 2)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 2)
+        .total_stacks(POOL_INSTANCES)
+        // A component's plugin module and its adapter each hold one.
+        .max_memories_per_component(4)
+        .max_tables_per_component(4)
+        // No slot larger than a plugin may grow (`[limits] memory_mib`).
+        .max_memory_size(usize::try_from(memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX));
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let engine = match Engine::new(&pooled) {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::warn!("pooling instance allocator unavailable ({e:#}); allocating on demand");
+            Engine::new(&config).map_err(|e| RuntimeError::Setup(e.to_string()))?
+        }
+    };
     start_ticker(&engine);
     Ok(engine)
 }

@@ -66,7 +66,7 @@ impl Runtime {
         db: Db,
         cache_dir: Option<PathBuf>,
     ) -> Result<Runtime, RuntimeError> {
-        let engine = engine::new_engine()?;
+        let engine = engine::new_engine(config.limits.memory_mib)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Setup(e.to_string()))?;
