@@ -92,6 +92,7 @@ fn main() {
                 token: Some("t".into()),
                 webhook_secret: Some(SECRET.into()),
                 annotate: GitHubAnnotate::CommitComment,
+                repositories: Vec::new(),
             }),
             heal: Heal { backoff_base_secs: 0, ..Heal::default() },
             // One client sends everything: the per-client limit would be the bottleneck.

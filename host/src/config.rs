@@ -1,4 +1,5 @@
-//! guard.toml: platforms, per-plugin grants, healing budgets and limits.
+//! guard.toml: platforms (and what catch-up watches on them), per-plugin
+//! grants, healing budgets and limits.
 //!
 //! String values may reference environment variables as `${NAME}` so tokens
 //! and secrets stay out of the file; a reference to an unset variable is an
@@ -8,6 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod catch_up;
+mod template;
+
+pub use catch_up::CatchUp;
+pub use template::TEMPLATE;
 
 /// Errors loading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +75,8 @@ pub struct Config {
     pub packs: Packs,
     /// The daemon (`guard run`).
     pub server: Server,
+    /// Looking for failed jobs the daemon missed while it was down.
+    pub catch_up: CatchUp,
 }
 
 /// `[server]`: the daemon's listener, intake and workers.
@@ -138,6 +147,10 @@ pub struct GitHub {
     /// personal access token) or `check-run` (needs a GitHub App token).
     #[serde(default)]
     pub annotate: GitHubAnnotate,
+    /// Repositories (`owner/repo`) whose failed jobs catch-up looks for:
+    /// webhooks sent while the daemon was down are not sent again.
+    #[serde(default)]
+    pub repositories: Vec<String>,
 }
 
 /// Where GitHub annotations go.
@@ -166,6 +179,10 @@ pub struct GitLab {
     pub token: Option<String>,
     /// Value expected in `X-Gitlab-Token`.
     pub webhook_secret: Option<String>,
+    /// Projects (`group/project` path or numeric id) whose failed jobs
+    /// catch-up looks for.
+    #[serde(default)]
+    pub projects: Vec<String>,
 }
 
 fn default_gitlab_url() -> String {
@@ -184,6 +201,11 @@ pub struct Jenkins {
     pub token: Option<String>,
     /// Shared token expected on webhook calls.
     pub webhook_secret: Option<String>,
+    /// Jobs whose failed builds catch-up looks for: full names
+    /// (`folder/job`) or URL paths as Jenkins spells them
+    /// (`job/folder/job/job%20name`).
+    #[serde(default)]
+    pub jobs: Vec<String>,
 }
 
 /// `[plugins.<id>]`.
@@ -365,6 +387,7 @@ impl Config {
                 )));
             }
         }
+        catch_up::validate(self, &invalid)?;
         for (id, p) in &self.plugins {
             for g in &p.grants {
                 crate::caps::grants::Grant::parse(g)
@@ -459,85 +482,6 @@ fn expand(
     out.push_str(rest);
     Ok(out)
 }
-
-/// A commented configuration with every key at its default, for
-/// `guard config template`.
-pub const TEMPLATE: &str = r#"# guard.toml — configuration for guard.
-# Every section is optional. String values may use ${ENV_VAR}; an unset
-# variable is an error (write $${ for a literal "${").
-
-# GitHub Actions: REST API for logs and re-runs, webhook signature secret.
-[github]
-api_url = "https://api.github.com"      # GitHub Enterprise: https://HOST/api/v3
-token = "${GITHUB_TOKEN}"               # needs actions:write to re-run jobs
-webhook_secret = "${GUARD_GITHUB_WEBHOOK_SECRET}"
-annotate = "commit-comment"             # or "check-run" (GitHub App token)
-
-# GitLab CI: job traces, retries and notes; X-Gitlab-Token secret.
-[gitlab]
-url = "https://gitlab.com"
-token = "${GITLAB_TOKEN}"
-webhook_secret = "${GUARD_GITLAB_WEBHOOK_SECRET}"
-
-# Jenkins: consoleText, build and stop with API-token basic auth.
-[jenkins]
-url = "https://jenkins.example.com"
-user = "guard"
-token = "${JENKINS_TOKEN}"
-webhook_secret = "${GUARD_JENKINS_WEBHOOK_SECRET}"
-
-# Plugins get `log` and their own `kv` namespace; everything else is denied
-# until granted here, per plugin id. Grants:
-#   ci.rerun-job  ci.rerun-failed-jobs  ci.clear-caches  ci.cancel  ci.annotate
-#   exec:<program>     run an allow-listed program, e.g. exec:npm
-#   http:<host>        HTTP(S) to that host only, e.g. http:status.npmjs.org
-#   fs:<root>          read-only files under a root named in fs_roots
-# [plugins.my-healer]
-# grants = ["ci.rerun-job", "exec:npm", "fs:workspace"]
-# fs_roots = { workspace = "/srv/ci/workspace" }
-# exec_args = { npm = ["cache (clean|verify).*"] }   # arguments must fully match one
-# sha256 = "…"       # pin the plugin file: a different file is refused
-# enabled = true
-
-# Healing budgets. max_retries_per_job has a hard cap of 5.
-[heal]
-max_retries_per_job = 2
-max_retries_per_repo_hour = 20
-backoff_base_secs = 30
-max_attempt = 5
-
-# Pattern packs from --plugins: require an Ed25519 signature (PACK.wasm.sig,
-# made with `guard pack sign`) by one of these public keys.
-[packs]
-require_signatures = false
-trusted_keys = []
-
-# The daemon (guard run): listener, intake and workers.
-[server]
-listen = "127.0.0.1:8700"
-workers = 4                      # events processed at once
-max_body_bytes = 10485760        # larger webhook bodies get 413
-rate_limit_per_minute = 1200     # per endpoint and client address; 429 beyond
-request_timeout_secs = 30        # slow clients are cut off (408)
-max_event_attempts = 5           # then the event goes to the dead letters (guard status)
-max_log_bytes = 268435456        # job logs are cut beyond this
-dedupe_days = 7                  # delivery ids remembered to ignore replays
-retention_days = 30              # job records kept for the API and the dashboard
-# api_token = "${GUARD_API_TOKEN}"   # require a bearer token on /api/*
-
-# Sandbox limits applied to every plugin call.
-[limits]
-memory_mib = 64           # linear memory per plugin instance
-cpu_ms = 2000             # CPU time per call (epoch interruption)
-call_timeout_ms = 10000   # wall-clock time per call, host calls included
-scan_deadline_ms = 30000  # all calls of one detector on one log; then its answer is dropped
-heal_deadline_ms = 60000  # one heal in all (instantiate + heal)
-test_rerun_ms = 600000    # one re-run of the user's failed tests under guard exec (heal clocks grow by it)
-max_findings = 200        # findings kept per detector per log
-max_line_bytes = 8192     # longer log lines are cut
-chunk_bytes = 262144      # log bytes per detector feed call
-plugin_output_bytes = 65536
-"#;
 
 #[cfg(test)]
 mod tests {

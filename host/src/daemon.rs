@@ -1,12 +1,15 @@
 //! The daemon behind `guard run`: a durable queue of webhook events
 //! ([`queue`]), workers with bounded concurrency that diagnose and heal
 //! ([`worker`]), a platform backend for the plugins' `ci.*` calls that
-//! acts once ([`backend`]), and the re-run schedule ([`schedule`]).
+//! acts once ([`backend`]), the re-run schedule ([`schedule`]), and the
+//! catch-up that finds failures whose webhooks nobody received while the
+//! daemon was down ([`catch_up`]).
 //!
 //! The HTTP side lives in `server`; this module owns what happens after an
 //! event is accepted.
 
 pub mod backend;
+pub mod catch_up;
 pub mod queue;
 pub mod schedule;
 pub mod worker;
@@ -91,7 +94,8 @@ impl Daemon {
         }
     }
 
-    /// Starts the dispatcher and the scheduler; returns their handles.
+    /// Starts the dispatcher, the scheduler and catch-up (whose first
+    /// pass runs at once); returns their handles.
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let d = self.clone();
         let dispatcher = tokio::spawn(async move { d.dispatch().await });
@@ -99,7 +103,10 @@ impl Daemon {
         let platforms = self.platforms.clone();
         let stop = self.stop.subscribe();
         let scheduler = tokio::spawn(async move { s.run(platforms, stop).await });
-        vec![dispatcher, scheduler]
+        let c = self.clone();
+        let stop = self.stop.subscribe();
+        let catch_up = tokio::spawn(async move { c.run_catch_up(stop).await });
+        vec![dispatcher, scheduler, catch_up]
     }
 
     /// Stops taking events and waits (up to `grace`) for those in progress.

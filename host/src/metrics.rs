@@ -13,6 +13,8 @@
 //! | `guard_detections_total` | counter | category | diagnoses |
 //! | `guard_heals_total` | counter | strategy, outcome | heals |
 //! | `guard_reruns_total` | counter | result (done, failed) | API re-runs |
+//! | `guard_catch_up_queued_total` | counter | platform | failed jobs queued by catch-up |
+//! | `guard_catch_up_errors_total` | counter | platform | watched items whose listing failed |
 //! | `guard_decision_seconds` | histogram | — | seconds from webhook to decision |
 //! | `guard_plugin_call_seconds` | histogram | plugin, call | seconds |
 //! | `guard_plugin_failures_total` | counter | plugin | contained failures |
@@ -61,6 +63,10 @@ pub struct Metrics {
     pub heals: Family<Labels, Counter>,
     /// Scheduled re-runs fired, by result.
     pub reruns: Family<Labels, Counter>,
+    /// Failed jobs queued by catch-up, by platform.
+    pub catch_up_queued: Family<Labels, Counter>,
+    /// Catch-up listings that failed, by platform.
+    pub catch_up_errors: Family<Labels, Counter>,
     /// Webhook-to-decision latency.
     pub decision: Histogram,
     /// Plugin call latency.
@@ -110,6 +116,18 @@ impl Metrics {
             "reruns",
             "Scheduled re-runs sent to a platform, by result",
             reruns.clone(),
+        );
+        let catch_up_queued = Family::<Labels, Counter>::default();
+        registry.register(
+            "catch_up_queued",
+            "Failed jobs found by catch-up after downtime and queued, by platform",
+            catch_up_queued.clone(),
+        );
+        let catch_up_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "catch_up_errors",
+            "Watched repositories, projects or jobs whose catch-up listing failed, by platform",
+            catch_up_errors.clone(),
         );
         let decision = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         registry.register_with_unit(
@@ -161,6 +179,8 @@ impl Metrics {
             detections,
             heals,
             reruns,
+            catch_up_queued,
+            catch_up_errors,
             decision,
             plugin_calls,
             plugin_failures,

@@ -1,12 +1,14 @@
 //! CI platform adapters: what the daemon does through GitHub's, GitLab's
 //! and Jenkins' APIs — fetch a job's log, re-run, cancel, clear caches,
-//! annotate. One file per platform over a shared HTTP client
-//! ([`client`]) that honours rate limits and never logs credentials.
+//! annotate, and list recent failures for catch-up after downtime. One
+//! file per platform over a shared HTTP client ([`client`]) that honours
+//! rate limits and never logs credentials.
 
 pub mod client;
 pub mod github;
 pub mod gitlab;
 pub mod jenkins;
+pub mod timestamp;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -103,6 +105,19 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     ) -> Result<Download, PlatformError>;
     /// The failed jobs of a failed run (GitHub `workflow_run`).
     async fn failed_jobs(&self, run: &Job) -> Result<Vec<Job>, PlatformError>;
+    /// The failed jobs of `watched` (a repository, project or job as
+    /// `[github] repositories`, `[gitlab] projects` or `[jenkins] jobs`
+    /// name it) that finished at or after `since_ms`, newest first, at most
+    /// `limit`: what catch-up queues after downtime. Each is built as the
+    /// intake builds the same job from its webhook, so both have one
+    /// [`fact_key`](crate::intake::EventKind::fact_key) and whichever
+    /// comes second is a duplicate.
+    async fn recent_failures(
+        &self,
+        watched: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Job>, PlatformError>;
     /// Re-runs `job`.
     async fn rerun_job(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError>;
     /// Re-runs every failed job of `job`'s run.

@@ -35,17 +35,20 @@ pub fn config_for(fake: &Fake) -> Config {
             token: Some("ghp_test_token".into()),
             webhook_secret: Some(SECRET.into()),
             annotate: GitHubAnnotate::CommitComment,
+            repositories: Vec::new(),
         }),
         gitlab: Some(GitLab {
             url: fake.url(),
             token: Some("glpat-test".into()),
             webhook_secret: Some("gl-secret".into()),
+            projects: Vec::new(),
         }),
         jenkins: Some(Jenkins {
             url: fake.url(),
             user: Some("guard".into()),
             token: Some("jenkins-token".into()),
             webhook_secret: Some("jk-secret".into()),
+            jobs: Vec::new(),
         }),
         heal: Heal {
             backoff_base_secs: 0,

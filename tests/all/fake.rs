@@ -1,6 +1,8 @@
 //! A loopback fake of the GitHub, GitLab and Jenkins APIs: records every
-//! request, serves job logs the test sets, and can hold log downloads
-//! until the test opens a gate (to catch the daemon mid-processing).
+//! request, serves job logs and the listings catch-up reads (GitHub's
+//! workflow runs, GitLab's project jobs, Jenkins' builds) as the test sets
+//! them, can answer 500 to chosen GETs, and can hold log downloads until
+//! the test opens a gate (to catch the daemon mid-processing).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +36,10 @@ struct Shared {
     seen: Arc<Mutex<Vec<Seen>>>,
     logs: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     run_jobs: Arc<Mutex<serde_json::Value>>,
+    runs: Arc<Mutex<serde_json::Value>>,
+    gitlab_jobs: Arc<Mutex<serde_json::Value>>,
+    jenkins_builds: Arc<Mutex<serde_json::Value>>,
+    failing: Arc<Mutex<Vec<String>>>,
     caches_left: Arc<Mutex<Vec<u64>>>,
     gate: tokio::sync::watch::Receiver<bool>,
 }
@@ -59,6 +65,12 @@ impl Fake {
             run_jobs: Arc::new(Mutex::new(
                 serde_json::json!({ "total_count": 0, "jobs": [] }),
             )),
+            runs: Arc::new(Mutex::new(
+                serde_json::json!({ "total_count": 0, "workflow_runs": [] }),
+            )),
+            gitlab_jobs: Arc::new(Mutex::new(serde_json::json!([]))),
+            jenkins_builds: Arc::new(Mutex::new(serde_json::json!({ "builds": [] }))),
+            failing: Arc::default(),
             caches_left: Arc::new(Mutex::new(vec![11, 12])),
             gate: rx,
         };
@@ -90,6 +102,33 @@ impl Fake {
     /// The jobs answered for a GitHub run's attempt.
     pub fn set_run_jobs(&self, v: serde_json::Value) {
         *self.shared.run_jobs.lock().unwrap() = v;
+    }
+
+    /// The first page of a GitHub repository's workflow runs
+    /// (`{"total_count": …, "workflow_runs": […]}`); later pages are empty.
+    pub fn set_runs(&self, v: serde_json::Value) {
+        *self.shared.runs.lock().unwrap() = v;
+    }
+
+    /// The first page of a GitLab project's jobs (a JSON array); later
+    /// pages are empty.
+    pub fn set_gitlab_jobs(&self, v: serde_json::Value) {
+        *self.shared.gitlab_jobs.lock().unwrap() = v;
+    }
+
+    /// A Jenkins job's `api/json` (`{"builds": […]}`), whatever the job.
+    pub fn set_jenkins_builds(&self, v: serde_json::Value) {
+        *self.shared.jenkins_builds.lock().unwrap() = v;
+    }
+
+    /// Answers 500 to every GET whose path contains `fragment`.
+    pub fn fail_gets_containing(&self, fragment: &str) {
+        self.shared.failing.lock().unwrap().push(fragment.into());
+    }
+
+    /// Answers every GET normally again.
+    pub fn clear_failures(&self) {
+        self.shared.failing.lock().unwrap().clear();
     }
 
     /// Lets held log downloads through.
@@ -153,6 +192,44 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
     });
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let log_for = |id: &str| s.logs.lock().unwrap().get(id).cloned().unwrap_or_default();
+    if method == Method::GET
+        && s.failing
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| path.contains(f.as_str()))
+    {
+        return json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "message": "Server Error" }),
+        );
+    }
+    // The listings catch-up reads: the data set by the test on page 1.
+    let first_page = !parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|p| p.starts_with("page=") && p != "page=1");
+    if method == Method::GET && segs.len() == 5 && segs[0] == "repos" && segs[4] == "runs" {
+        let runs = if first_page {
+            s.runs.lock().unwrap().clone()
+        } else {
+            serde_json::json!({ "total_count": 0, "workflow_runs": [] })
+        };
+        return json(StatusCode::OK, runs);
+    }
+    if method == Method::GET && segs.len() == 5 && segs[2] == "projects" && segs[4] == "jobs" {
+        let jobs = if first_page {
+            s.gitlab_jobs.lock().unwrap().clone()
+        } else {
+            serde_json::json!([])
+        };
+        return json(StatusCode::OK, jobs);
+    }
+    if method == Method::GET && segs.first() == Some(&"job") && path.ends_with("/api/json") {
+        return json(StatusCode::OK, s.jenkins_builds.lock().unwrap().clone());
+    }
     // GitHub: the log URL redirects to storage on another host name.
     if method == Method::GET && path.ends_with("/logs") && segs.len() == 7 && segs[4] == "jobs" {
         let to = format!("http://localhost:{}/storage/logs/{}", s.port, segs[5]);

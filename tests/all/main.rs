@@ -5,6 +5,7 @@
 
 mod attacks;
 mod browser;
+mod catch_up;
 mod cli;
 mod crash;
 mod daemon;

@@ -114,6 +114,7 @@ async fn every_github_request_matches_the_openapi_description() {
             token: Some("t".into()),
             webhook_secret: None,
             annotate: mode,
+            repositories: Vec::new(),
         })
         .unwrap();
         let got = gh
@@ -134,12 +135,32 @@ async fn every_github_request_matches_the_openapi_description() {
         token: None,
         webhook_secret: None,
         annotate: GitHubAnnotate::CommitComment,
+        repositories: Vec::new(),
     })
     .unwrap();
     assert_eq!(
         gh.clear_caches(&job, "npm-").await.unwrap(),
         2,
         "both caches of the fake are deleted"
+    );
+    // Catch-up: a repository's failed runs, each expanded into its jobs.
+    fake.set_runs(serde_json::json!({
+        "total_count": 1,
+        "workflow_runs": [{
+            "id": 7, "run_attempt": 2, "conclusion": "failure",
+            "repository": { "full_name": "octo-org/octo-repo" }
+        }]
+    }));
+    let recent = gh
+        .recent_failures("octo-org/octo-repo", 1_700_000_000_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        recent
+            .iter()
+            .map(|j| (j.job_id.as_str(), j.attempt))
+            .collect::<Vec<_>>(),
+        [("42", 2)]
     );
     let spec = spec();
     let mut problems = Vec::new();
@@ -162,6 +183,7 @@ async fn every_github_request_matches_the_openapi_description() {
         ("POST", "/check-runs"),
         ("GET", "/actions/caches"),
         ("DELETE", "/actions/caches/11"),
+        ("GET", "/actions/runs"),
     ] {
         assert!(
             seen.iter()

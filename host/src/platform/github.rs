@@ -1,6 +1,10 @@
 //! GitHub Actions through the REST API (github.com or GitHub Enterprise
 //! Server at `[github] api_url`). Every request here is checked against
 //! GitHub's OpenAPI description in the integration tests.
+//!
+//! Catch-up lists a repository's failed workflow runs and expands each
+//! into its failed jobs the way a `workflow_run` webhook is expanded, so a
+//! job found either way is the same fact as its `workflow_job` webhook.
 
 use std::path::Path;
 
@@ -10,9 +14,22 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client::{Auth, Client};
+use super::timestamp::{parse_rfc3339, rfc3339};
 use super::{Adapter, Download, PlatformError};
 use crate::config::{GitHub as Settings, GitHubAnnotate};
+use crate::intake::clip;
 use crate::model::{Job, Platform};
+
+/// How long before `since` a run may have been created and still have
+/// failed after it: GitHub's runs are listed by creation time, and a job
+/// may run for 6 hours (GitHub-hosted runners' limit and the default
+/// `timeout-minutes`). Runs that ended before `since` are dropped by their
+/// `updated_at`.
+const RUN_SPAN_MS: u64 = 6 * 3_600_000;
+
+/// Pages of 100 failed runs read per repository and pass at most (GitHub
+/// answers at most 1,000 results to a filtered listing anyway).
+const MAX_RUN_PAGES: u32 = 10;
 
 /// The GitHub adapter.
 #[derive(Debug)]
@@ -39,6 +56,40 @@ struct ApiJob {
 }
 
 #[derive(Deserialize)]
+struct RunsPage {
+    #[serde(default)]
+    workflow_runs: Vec<ApiRun>,
+}
+
+/// A workflow run as listed; the fields a `workflow_run` webhook's run
+/// has, read the same way.
+#[derive(Deserialize)]
+struct ApiRun {
+    id: u64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    run_attempt: Option<u32>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    head_sha: Option<String>,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    repository: Option<RunRepository>,
+}
+
+#[derive(Deserialize)]
+struct RunRepository {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
 struct CachesPage {
     #[serde(default)]
     actions_caches: Vec<Cache>,
@@ -50,8 +101,9 @@ struct Cache {
 }
 
 /// `owner/repo` checked to be exactly two safe path segments, so a
-/// webhook's repository name can never steer a request elsewhere.
-fn repo_path(repository: &str) -> Result<String, PlatformError> {
+/// webhook's repository name can never steer a request elsewhere (also
+/// how `[github] repositories` are checked when the config is loaded).
+pub(crate) fn repo_path(repository: &str) -> Result<String, PlatformError> {
     let ok = |s: &str| {
         !s.is_empty()
             && s != "."
@@ -133,19 +185,89 @@ impl Adapter for GitHub {
             .jobs
             .into_iter()
             .filter(|j| matches!(j.conclusion.as_deref(), Some("failure" | "timed_out")))
+            // As the intake reads a `workflow_job` webhook: the job's own
+            // attempt (part of the fact key), at least 1.
             .map(|j| Job {
                 platform: Platform::Github,
                 repository: run.repository.clone(),
                 run_id: run.run_id.clone(),
                 job_id: j.id.to_string(),
-                job_name: crate::intake::clip(&j.name, 256),
-                attempt: j.run_attempt.unwrap_or(run.attempt),
+                job_name: clip(&j.name, 256),
+                attempt: j.run_attempt.unwrap_or(run.attempt).max(1),
                 commit: run.commit.clone(),
                 branch: run.branch.clone(),
-                url: j.html_url,
+                url: j.html_url.map(|u| clip(&u, 1024)),
                 api_id: None,
             })
             .collect())
+    }
+
+    async fn recent_failures(
+        &self,
+        watched: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Job>, PlatformError> {
+        let list = format!("{}/actions/runs", repo_path(watched)?);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let created = format!(">={}", rfc3339(since_ms.saturating_sub(RUN_SPAN_MS)));
+        let mut jobs: Vec<Job> = Vec::new();
+        for page in 1..=MAX_RUN_PAGES {
+            let number = page.to_string();
+            let runs: RunsPage = self
+                .client
+                .json(Method::GET, &list, &|rb| {
+                    Self::api(rb).query(&[
+                        ("status", "failure"),
+                        ("created", created.as_str()),
+                        ("per_page", "100"),
+                        ("page", number.as_str()),
+                    ])
+                })
+                .await?;
+            let listed = runs.workflow_runs.len();
+            // Newest first, as GitHub lists them.
+            for r in runs.workflow_runs {
+                if jobs.len() >= limit {
+                    return Ok(jobs);
+                }
+                let failed = matches!(r.conclusion.as_deref(), Some("failure" | "timed_out"));
+                let ended = r.updated_at.as_deref().and_then(parse_rfc3339);
+                if !failed || ended.is_some_and(|at| at < since_ms) {
+                    continue;
+                }
+                // The run as the intake reads a failed `workflow_run`; the
+                // listing names the repository as GitHub spells it, which
+                // is what a webhook's `repository.full_name` says too.
+                let run = Job {
+                    platform: Platform::Github,
+                    repository: clip(
+                        r.repository
+                            .as_ref()
+                            .map_or(watched, |repo| repo.full_name.as_str()),
+                        256,
+                    ),
+                    run_id: r.id.to_string(),
+                    job_id: String::new(),
+                    job_name: clip(r.name.as_deref().unwrap_or("workflow"), 256),
+                    attempt: r.run_attempt.unwrap_or(1).max(1),
+                    commit: r.head_sha.map(|s| clip(&s, 64)),
+                    branch: r.head_branch.map(|s| clip(&s, 256)),
+                    url: r.html_url.map(|s| clip(&s, 1024)),
+                    api_id: None,
+                };
+                let mut failed_jobs = self.failed_jobs(&run).await?;
+                failed_jobs.truncate(limit - jobs.len());
+                jobs.extend(failed_jobs);
+            }
+            if listed < 100 {
+                break;
+            }
+        }
+        jobs.truncate(limit);
+        Ok(jobs)
     }
 
     async fn rerun_job(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError> {

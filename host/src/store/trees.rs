@@ -78,6 +78,10 @@ impl Trees {
     /// `schedule`: [`ScheduleKey`] (fire time ms u64 BE ++ id u64 BE) →
     /// [`Scheduled`] re-run.
     pub const SCHEDULE: TreeDef<ScheduleKey, Scheduled> = TreeDef::new("schedule");
+    /// `catch_up`: `platform␟watched` (a repository, project or job as
+    /// configured) → when the last catch-up pass that listed it without
+    /// error started (ms, u64 BE, not JSON): its watermark.
+    pub const CATCH_UP: TreeDef<str, u64> = TreeDef::new("catch_up");
 }
 
 /// `kv/<plugin-id>`: the name of a plugin's private tree. Its keys and
