@@ -227,7 +227,7 @@ impl Adapter for GitLab {
             let mut recent = false;
             for j in listed {
                 let finished = j.finished_at.as_deref().and_then(parse_rfc3339);
-                if !finished.is_some_and(|at| at >= since_ms) {
+                if finished.is_none_or(|at| at < since_ms) {
                     continue;
                 }
                 recent = true;
