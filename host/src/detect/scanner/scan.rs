@@ -1,0 +1,245 @@
+//! A scan over one log with a [`RuleSet`]: blocks of lines in, hits per
+//! rule out — the small-log way (required literals) for the first
+//! [`SET_AFTER_BYTES`], the big-log way (the one set) after, each hit
+//! verified on its own line.
+
+use super::{KEEP_FIRST, KEEP_LAST, MAX_FACTS, RuleSet, SET_AFTER_BYTES};
+use crate::model::{Evidence, Finding};
+
+/// Matches of one rule in one log.
+#[derive(Debug, Clone)]
+pub struct RuleHit {
+    /// Matching lines.
+    pub count: u32,
+    /// Matching lines that carried a CI error marker.
+    pub marked: u32,
+    /// First matches.
+    pub first: Vec<Evidence>,
+    /// Last matches (ring, oldest first after [`Scan::finish`]).
+    pub last: Vec<Evidence>,
+    /// Named captures.
+    pub facts: Vec<(String, String)>,
+}
+
+/// A scan in progress.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    set: &'a RuleSet,
+    /// Hits by rule index.
+    hits: Vec<Option<RuleHit>>,
+    matched: Vec<usize>,
+    /// (rule, line index) pairs the literal prefilter found in a block.
+    candidates: Vec<(usize, usize)>,
+    /// Bytes scanned so far.
+    bytes: usize,
+    /// Past this many bytes, the big-log way.
+    pub(super) set_after: usize,
+}
+
+/// A line of a block: its number in the original log, where it starts in
+/// the block, and whether the CI marked it as an error.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockLine {
+    /// 1-based line number in the original log.
+    pub number: u32,
+    /// Byte offset of the line in the block.
+    pub start: usize,
+    /// Carried a CI error marker.
+    pub error_marker: bool,
+}
+
+/// The index of the line holding byte `at` of a block.
+fn line_at(lines: &[BlockLine], at: usize) -> usize {
+    lines.partition_point(|l| l.start <= at).saturating_sub(1)
+}
+
+/// The text of line `li` of a block (without its newline).
+fn line_text<'b>(block: &'b str, lines: &[BlockLine], li: usize) -> &'b str {
+    let start = lines[li].start;
+    let end = lines
+        .get(li + 1)
+        .map_or(block.len(), |next| next.start.saturating_sub(1));
+    &block[start..end.max(start)]
+}
+
+impl<'a> Scan<'a> {
+    /// A new scan with `set`.
+    pub(super) fn new(set: &'a RuleSet) -> Scan<'a> {
+        Scan {
+            set,
+            hits: Vec::new(),
+            matched: Vec::new(),
+            candidates: Vec::new(),
+            bytes: 0,
+            set_after: SET_AFTER_BYTES,
+        }
+    }
+
+    /// Scans a block: normalised lines joined by `\n`, described by `lines`
+    /// (in order, starting at offset 0).
+    pub fn block(&mut self, block: &str, lines: &[BlockLine]) {
+        if lines.is_empty() {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(block.len());
+        self.matched.clear();
+        let big = self.bytes > self.set_after;
+        match big.then(|| self.set.full_set()).flatten() {
+            Some(set) => self.matched.extend(set.matches(block).iter()),
+            None => {
+                self.by_literals(block, lines);
+                self.matched.extend(self.set.rest.iter().copied());
+            }
+        }
+        for i in 0..self.matched.len() {
+            let idx = self.matched[i];
+            let Some(rule) = self.set.rules.get(idx) else {
+                continue;
+            };
+            let mut from = 0;
+            while from <= block.len() {
+                let Some(m) = rule.block().and_then(|b| b.find_at(block, from)) else {
+                    break;
+                };
+                let li = line_at(lines, m.start());
+                let line = lines[li];
+                self.verify(
+                    idx,
+                    line.number,
+                    line_text(block, lines, li),
+                    line.error_marker,
+                );
+                // Continue at the next line, not at the match end, so a
+                // match spanning lines can never hide one on the next line.
+                match lines.get(li + 1) {
+                    Some(next) => from = next.start,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// The small-log way: the lines holding a rule's required literal, and
+    /// only those, meet the rule's regex (in line order per rule).
+    fn by_literals(&mut self, block: &str, lines: &[BlockLine]) {
+        let Some(p) = &self.set.prefilter else {
+            return;
+        };
+        self.candidates.clear();
+        for m in p.automaton.find_overlapping_iter(block) {
+            let li = line_at(lines, m.start());
+            for &rule in &p.owners[m.pattern().as_usize()] {
+                self.candidates.push((rule, li));
+            }
+        }
+        self.candidates.sort_unstable();
+        self.candidates.dedup();
+        for i in 0..self.candidates.len() {
+            let (rule, li) = self.candidates[i];
+            let line = lines[li];
+            self.verify(
+                rule,
+                line.number,
+                line_text(block, lines, li),
+                line.error_marker,
+            );
+        }
+    }
+
+    /// Scans a single line (a block of one).
+    pub fn line(&mut self, number: u32, text: &str, error_marker: bool) {
+        self.block(
+            text,
+            &[BlockLine {
+                number,
+                start: 0,
+                error_marker,
+            }],
+        );
+    }
+
+    /// Checks rule `idx` on one line and records the hit.
+    fn verify(&mut self, idx: usize, number: u32, text: &str, error_marker: bool) {
+        let Some(rule) = self.set.rules.get(idx) else {
+            return;
+        };
+        let Some(regex) = rule.regex() else {
+            return;
+        };
+        let Some(caps) = regex.captures(text) else {
+            return;
+        };
+        if rule.unless().is_some_and(|u| u.is_match(text)) {
+            return;
+        }
+        if self.hits.len() <= idx {
+            self.hits.resize(self.set.rules.len(), None);
+        }
+        let hit = self.hits[idx].get_or_insert_with(|| RuleHit {
+            count: 0,
+            marked: 0,
+            first: Vec::new(),
+            last: Vec::new(),
+            facts: Vec::new(),
+        });
+        hit.count += 1;
+        if error_marker {
+            hit.marked += 1;
+        }
+        let ev = Evidence {
+            line: number,
+            text: text.to_string(),
+        };
+        if hit.first.len() < KEEP_FIRST {
+            hit.first.push(ev);
+        } else {
+            if hit.last.len() == KEEP_LAST {
+                hit.last.remove(0);
+            }
+            hit.last.push(ev);
+        }
+        for name in regex.capture_names().flatten() {
+            if hit.facts.len() >= MAX_FACTS {
+                break;
+            }
+            if let Some(m) = caps.name(name) {
+                let fact = (
+                    name.trim_end_matches(|c: char| c.is_ascii_digit())
+                        .to_string(),
+                    m.as_str().to_string(),
+                );
+                if !hit.facts.contains(&fact) {
+                    hit.facts.push(fact);
+                }
+            }
+        }
+    }
+
+    /// The findings of this scan, one per matching rule, with the scan
+    /// statistics diagnosis needs.
+    pub fn finish(self) -> Vec<(Finding, RuleHit)> {
+        let mut out = Vec::new();
+        for (idx, hit) in self.hits.into_iter().enumerate() {
+            let Some(hit) = hit else { continue };
+            let Some(rule) = self.set.rules.get(idx) else {
+                continue;
+            };
+            // Chronological: the first matches (usually the root cause; later
+            // ones tend to be summaries), then the last ones.
+            let mut evidence: Vec<Evidence> = hit.first.clone();
+            evidence.extend(hit.last.iter().cloned());
+            let finding = Finding {
+                rule: rule.rule.id.clone(),
+                source: rule.source.clone(),
+                category: rule.rule.category,
+                failure_type: rule.rule.failure_type.clone(),
+                confidence: rule.rule.confidence,
+                evidence,
+                remedies: rule.rule.remedies.clone(),
+                facts: hit.facts.clone(),
+            };
+            out.push((finding, hit));
+        }
+        out
+    }
+}
