@@ -132,7 +132,7 @@ async fn pytest_in_a_virtualenv() {
         &r,
         &err,
         "tests/test_flaky.py::test_sometimes",
-        "./venv/bin/python -m pytest -q tests/test_flaky.py::test_sometimes",
+        "./venv/bin/python -m pytest -q -- tests/test_flaky.py::test_sometimes",
     );
 }
 

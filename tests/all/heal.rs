@@ -390,3 +390,60 @@ async fn dry_run_shows_the_plan_and_does_nothing() {
         "no budget spent"
     );
 }
+
+/// A healer that says "passed alone" without any narrowed run the host
+/// saw pass cannot turn a failed `guard exec` step green.
+#[tokio::test]
+async fn a_healer_claiming_flaky_without_a_verified_pass_does_not_turn_the_step_green() {
+    ensure_pytest();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test_broken.py"),
+        "def test_always():\n    assert False, 'always fails'\n",
+    )
+    .unwrap();
+    // The hostile healer takes `rerun-failed-tests` over from heal-std.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        crate::guests::GUEST_HOSTILE_HEALER,
+        plugins.join("hostile.wasm"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let rep = dir.path().join("r.json");
+    let cfg = config(dir.path(), "");
+    let (code, _, err) = guard_cli(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        &cfg,
+        "exec",
+        "--max-attempts",
+        "1",
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--workdir",
+        dir.path().to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+        "--",
+        "python3",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "test_broken.py",
+    ])
+    .await;
+    let r = report(&rep);
+    assert_eq!(
+        r["attempts"][0]["healer"], "guest-hostile-healer",
+        "{err}\n{}",
+        r["plan"]
+    );
+    assert_eq!(r["outcome"], "failed", "{r:#}");
+    assert_eq!(r["attempts"][0]["outcome"], "annotated");
+    assert_eq!(r["flaky_tests"], serde_json::json!([]));
+    assert_ne!(code, 0);
+}

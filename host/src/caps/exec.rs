@@ -102,12 +102,22 @@ impl Host for PluginState {
                     .into(),
             )));
         };
+        if tests.len() > narrow::MAX_TESTS || tests.iter().any(|t| t.len() > narrow::MAX_NAME) {
+            return Ok(Err(Error::Limited(format!(
+                "at most {} test names of at most {} bytes",
+                narrow::MAX_TESTS,
+                narrow::MAX_NAME
+            ))));
+        }
         let narrowed = match narrow::narrow(&wrapped.argv, &tests) {
             Ok(n) => n,
             Err(e @ NarrowError::BadName { .. }) => {
                 // A name that would be an option or a file elsewhere is an
                 // attempt to run more than the user's tests.
-                let detail = crate::caps::grants::quote_args(&tests);
+                let detail: String = crate::caps::grants::quote_args(&tests)
+                    .chars()
+                    .take(512)
+                    .collect();
                 return Ok(Err(self.refuse(
                     "denied",
                     "exec.rerun-tests",
@@ -155,14 +165,27 @@ impl Host for PluginState {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
         };
-        let text = format!("{}\n{}", output.stdout, output.stderr);
-        if output.status != -1
-            && narrow::judge(narrowed.runner, output.status, &text) == Verdict::NothingRan
-        {
-            return Ok(Err(Error::NotFound(format!(
-                "`{detail}` ran none of the tests (exit {}): it says nothing about them",
-                output.status
+        if output.status == -1 {
+            // Killed at the cap or by a signal: it says nothing either way.
+            return Ok(Err(Error::Limited(format!(
+                "`{detail}` did not finish ({})",
+                output.stderr.chars().take(200).collect::<String>()
             ))));
+        }
+        let text = format!("{}\n{}", output.stdout, output.stderr);
+        match narrow::judge(narrowed.runner, output.status, &text) {
+            Verdict::NothingRan => {
+                return Ok(Err(Error::NotFound(format!(
+                    "`{detail}` ran none of the tests (exit {}): it says nothing about them",
+                    output.status
+                ))));
+            }
+            // What the host saw pass alone is all a heal may call flaky.
+            Verdict::Passed => match self.ctx.passed_alone.lock() {
+                Ok(mut v) => v.extend(tests.iter().cloned()),
+                Err(p) => p.into_inner().extend(tests.iter().cloned()),
+            },
+            Verdict::Failed => {}
         }
         Ok(Ok(TestRerun {
             command: narrowed.argv,

@@ -176,15 +176,28 @@ impl Daemon {
         let adapter = self.platforms.get(platform)?;
         let store = self.runtime.db();
         let key = watermark_key(platform, item);
+        // Never further back than the lookback, however old the mark (a
+        // long outage, an item failing for days): older facts may have been
+        // pruned, and their jobs would be diagnosed and re-run again.
+        let floor = started.saturating_sub(
+            self.runtime
+                .config()
+                .catch_up
+                .lookback_hours
+                .saturating_mul(3_600_000),
+        );
         let since = match store.get(Trees::CATCH_UP, key.as_str())? {
-            Some(mark) => mark.saturating_sub(OVERLAP_MS),
-            None => started.saturating_sub(
-                self.runtime
-                    .config()
-                    .catch_up
-                    .lookback_hours
-                    .saturating_mul(3_600_000),
-            ),
+            Some(mark) => {
+                let since = mark.saturating_sub(OVERLAP_MS);
+                if since < floor {
+                    tracing::warn!(
+                        watched = %item,
+                        "catch-up looks back [catch_up] lookback_hours only; failures before that are not queued"
+                    );
+                }
+                since.max(floor)
+            }
+            None => floor,
         };
         let jobs = adapter.recent_failures(item, since, limit).await?;
         let events: Vec<EventKind> = jobs

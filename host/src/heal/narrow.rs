@@ -28,8 +28,6 @@ pub use verdict::{Verdict, judge};
 pub enum Runner {
     /// pytest (`pytest`, `py.test`, `python -m pytest`).
     Pytest,
-    /// `python -m unittest`.
-    Unittest,
     /// `go test`.
     GoTest,
     /// `cargo test`.
@@ -59,7 +57,6 @@ impl Runner {
     pub fn name(self) -> &'static str {
         match self {
             Runner::Pytest => "pytest",
-            Runner::Unittest => "unittest",
             Runner::GoTest => "go test",
             Runner::CargoTest => "cargo test",
             Runner::Nextest => "cargo nextest",
@@ -80,7 +77,7 @@ impl Runner {
 pub enum NarrowError {
     /// The wrapped command runs no test runner guard knows.
     #[error(
-        "the wrapped command runs no test runner guard can narrow to single tests ({0}); supported: pytest, unittest, go test, cargo test, nextest, jest, vitest, mocha, maven, gradle, rspec, phpunit, dotnet test"
+        "the wrapped command runs no test runner guard can narrow to single tests ({0}); supported: pytest, go test, cargo test, nextest, jest, vitest, mocha, maven, gradle, rspec, phpunit, dotnet test"
     )]
     UnknownRunner(String),
     /// No test names were given.
@@ -107,7 +104,8 @@ pub struct Narrowed {
 
 /// At most this many tests are narrowed to.
 pub const MAX_TESTS: usize = 200;
-const MAX_NAME: usize = 1024;
+/// Longest test name accepted, in bytes.
+pub const MAX_NAME: usize = 1024;
 
 /// The file name of a program token (`./venv/bin/python` → `python`).
 fn base(token: &str) -> &str {
@@ -118,55 +116,94 @@ fn base(token: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// The runner in `argv` and the index of its last token (the end of the
-/// prefix kept verbatim).
-pub fn find_runner(argv: &[String]) -> Option<(Runner, usize)> {
-    // A shell command line is not the runner's: narrowing would append ids
-    // to the shell, not to the runner it starts.
-    let first = base(argv.first()?);
-    if matches!(
-        first,
-        "sh" | "bash" | "zsh" | "dash" | "fish" | "ksh" | "cmd" | "powershell" | "pwsh" | "make"
-    ) {
-        return None;
-    }
-    let next = |i: usize| argv.get(i + 1).map(String::as_str);
-    for (i, token) in argv.iter().enumerate() {
-        let found = match base(token) {
-            "pytest" | "py.test" => Some((Runner::Pytest, i)),
-            "-m" => match next(i) {
-                Some("pytest") => Some((Runner::Pytest, i + 1)),
-                Some("unittest") => Some((Runner::Unittest, i + 1)),
-                _ => None,
-            },
-            "go" if next(i) == Some("test") => Some((Runner::GoTest, i + 1)),
-            "cargo" => {
-                // `cargo +nightly test`: skip toolchain overrides.
-                let mut j = i + 1;
-                while argv.get(j).is_some_and(|t| t.starts_with('+')) {
-                    j += 1;
-                }
-                match argv.get(j).map(String::as_str) {
-                    Some("test") => Some((Runner::CargoTest, j)),
-                    Some("nextest") if next(j) == Some("run") => Some((Runner::Nextest, j + 1)),
-                    _ => None,
+/// Where the program the launchers start sits in `argv`: the first token,
+/// or after launchers whose grammar is known and which run their argument
+/// as it is (`env VAR=…`, `timeout [opts] DURATION`, `uv|poetry|pipenv|pdm
+/// run`, `bundle exec`, `npx|bunx [--yes]`, `pnpm|yarn exec`). Anything
+/// else (a shell, `ssh`, `docker`, `sudo`, `xargs`, a script) is not a
+/// launcher guard can see through: the command is not narrowed.
+fn program_at(argv: &[String]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let token = argv.get(i)?;
+        let next = argv.get(i + 1).map(String::as_str);
+        match (base(token), next) {
+            ("env", _) => {
+                i += 1;
+                while argv.get(i)?.contains('=') && !argv.get(i)?.starts_with('-') {
+                    i += 1;
                 }
             }
-            "jest" => Some((Runner::Jest, i)),
-            "vitest" => Some((Runner::Vitest, i)),
-            "mocha" | "_mocha" => Some((Runner::Mocha, i)),
-            "mvn" | "mvnw" => Some((Runner::Maven, i)),
-            "gradle" | "gradlew" => Some((Runner::Gradle, i)),
-            "rspec" => Some((Runner::Rspec, i)),
-            "phpunit" => Some((Runner::Phpunit, i)),
-            "dotnet" if next(i) == Some("test") => Some((Runner::Dotnet, i + 1)),
-            _ => None,
-        };
-        if found.is_some() {
-            return found;
+            ("timeout", _) => {
+                i += 1;
+                while argv.get(i)?.starts_with('-') {
+                    i += 1;
+                }
+                // The duration.
+                i += 1;
+            }
+            ("uv" | "poetry" | "pipenv" | "pdm", Some("run"))
+            | ("bundle", Some("exec"))
+            | ("pnpm" | "yarn", Some("exec")) => {
+                i += 2;
+                // Launcher options could name another program
+                // (`uv run --with pytest …`): not seen through.
+                if argv.get(i)?.starts_with('-') {
+                    return None;
+                }
+            }
+            ("npx" | "bunx", _) => {
+                i += 1;
+                while matches!(
+                    argv.get(i)?.as_str(),
+                    "--yes" | "-y" | "--no-install" | "--no"
+                ) {
+                    i += 1;
+                }
+                if argv.get(i)?.starts_with('-') {
+                    return None;
+                }
+            }
+            _ => return Some(i),
         }
     }
-    None
+}
+
+/// The runner `argv` starts (through [`program_at`]'s launchers) and the
+/// index of its last token (the end of the prefix kept verbatim).
+pub fn find_runner(argv: &[String]) -> Option<(Runner, usize)> {
+    let i = program_at(argv)?;
+    let token = |k: usize| argv.get(k).map(String::as_str);
+    match base(argv.get(i)?) {
+        "pytest" | "py.test" => Some((Runner::Pytest, i)),
+        // `python -m pytest`: the module right after `-m`, nothing between.
+        name if name.starts_with("python") && token(i + 1) == Some("-m") => match token(i + 2) {
+            Some("pytest") => Some((Runner::Pytest, i + 2)),
+            _ => None,
+        },
+        "go" if token(i + 1) == Some("test") => Some((Runner::GoTest, i + 1)),
+        "cargo" => {
+            // `cargo +nightly test`: skip toolchain overrides.
+            let mut j = i + 1;
+            while token(j).is_some_and(|t| t.starts_with('+')) {
+                j += 1;
+            }
+            match token(j) {
+                Some("test") => Some((Runner::CargoTest, j)),
+                Some("nextest") if token(j + 1) == Some("run") => Some((Runner::Nextest, j + 1)),
+                _ => None,
+            }
+        }
+        "jest" => Some((Runner::Jest, i)),
+        "vitest" => Some((Runner::Vitest, i)),
+        "mocha" | "_mocha" => Some((Runner::Mocha, i)),
+        "mvn" | "mvnw" => Some((Runner::Maven, i)),
+        "gradle" | "gradlew" => Some((Runner::Gradle, i)),
+        "rspec" => Some((Runner::Rspec, i)),
+        "phpunit" => Some((Runner::Phpunit, i)),
+        "dotnet" if token(i + 1) == Some("test") => Some((Runner::Dotnet, i + 1)),
+        _ => None,
+    }
 }
 
 /// Checks a test name is a name and nothing else.
@@ -179,6 +216,9 @@ fn check_name(name: &str) -> Result<(), NarrowError> {
     };
     if name.trim().is_empty() {
         return bad("empty");
+    }
+    if name != name.trim() {
+        return bad("leading or trailing whitespace");
     }
     if name.len() > MAX_NAME {
         return bad("longer than 1 KiB");
@@ -253,43 +293,19 @@ pub fn narrow(argv: &[String], tests: &[String]) -> Result<Narrowed, NarrowError
         Runner::Pytest | Runner::Rspec => {
             let (options, _) = split_args(runner, rest);
             out.extend(options);
+            // Whatever follows is an id, never an option (and an option of
+            // the user's whose value guard did not know fails loudly
+            // instead of taking an id as its value).
+            out.push("--".into());
             for t in tests {
+                let id = t.strip_prefix("./").unwrap_or(t);
+                check_name(id)?;
                 let file = match runner {
-                    Runner::Pytest => t.split("::").next().unwrap_or(t),
-                    _ => t.split([':', '[']).next().unwrap_or(t),
+                    Runner::Pytest => id.split("::").next().unwrap_or(id),
+                    _ => id.split([':', '[']).next().unwrap_or(id),
                 };
                 check_path(t, file)?;
-                out.push(t.trim_start_matches("./").to_string());
-            }
-        }
-        Runner::Unittest => {
-            // Only output options survive: `discover`'s own options make no
-            // sense beside explicit ids.
-            let (options, _) = split_args(runner, rest);
-            out.extend(options.into_iter().filter(|o| {
-                matches!(
-                    o.as_str(),
-                    "-v" | "--verbose"
-                        | "-b"
-                        | "--buffer"
-                        | "-f"
-                        | "--failfast"
-                        | "-c"
-                        | "--catch"
-                        | "--locals"
-                )
-            }));
-            for t in tests {
-                if !t
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                {
-                    return Err(NarrowError::BadName {
-                        name: t.clone(),
-                        why: "a unittest id is a dotted Python name",
-                    });
-                }
-                out.push(t.clone());
+                out.push(id.to_string());
             }
         }
         Runner::GoTest => {
@@ -351,6 +367,7 @@ pub fn narrow(argv: &[String], tests: &[String]) -> Result<Narrowed, NarrowError
                 let mut parts: Vec<&str> = t.split(" > ").collect();
                 if parts.len() > 1 && parts[0].contains(['.', '/']) {
                     let file = parts.remove(0).trim();
+                    check_name(file)?;
                     check_path(t, file)?;
                     files.push(file.to_string());
                 }
@@ -467,11 +484,11 @@ mod tests {
                 "./venv/bin/python -m pytest -q -p no:cacheprovider -k slow tests",
                 &["tests/test_a.py::test_x[1]"]
             ),
-            v("./venv/bin/python -m pytest -q -p no:cacheprovider tests/test_a.py::test_x[1]")
+            v("./venv/bin/python -m pytest -q -p no:cacheprovider -- tests/test_a.py::test_x[1]")
         );
         assert_eq!(
             n("bundle exec rspec spec", &["spec/a_spec.rb:12"]),
-            v("bundle exec rspec spec/a_spec.rb:12")
+            v("bundle exec rspec -- spec/a_spec.rb:12")
         );
     }
 

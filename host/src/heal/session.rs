@@ -402,7 +402,7 @@ impl Session {
                 .heal(&plugin, &step.strategy, job, &finding, &options)
                 .await;
             h.notes.extend(backend.take_notes());
-            let (summary, actions, effect, facts) = match result {
+            let (summary, actions, effect, facts, passed_alone) = match result {
                 Err(e) => {
                     h.notes.push(format!("{}: {e}", step.strategy));
                     count_heal(&step.strategy, "error");
@@ -418,15 +418,27 @@ impl Session {
                     actions,
                     effect,
                     facts,
-                }) => (summary, actions, effect, facts),
+                    passed_alone,
+                }) => (summary, actions, effect, facts, passed_alone),
             };
             h.strategy = Some(step.strategy.clone());
             h.healer = Some(step.healer.clone());
             h.summary = Some(summary);
             h.actions = actions;
             let rerun = backend.rerun().filter(|_| !self.dry_run);
+            // Under `guard exec` a flaky verdict turns a failed step green,
+            // so it rests on what the host saw pass alone, not on the
+            // healer's word (elsewhere it only names what was found).
+            let verified = failure.wrapped.is_none() || !passed_alone.is_empty();
             h.outcome = match effect {
                 _ if self.dry_run => Outcome::DryRun,
+                Effect::PassedInIsolation if !verified => {
+                    h.notes.push(format!(
+                        "{} said the failed tests passed alone, but guard saw no narrowed run of them pass: not called flaky",
+                        step.strategy
+                    ));
+                    Outcome::Annotated
+                }
                 Effect::PassedInIsolation => Outcome::Flaky,
                 Effect::FailedInIsolation => Outcome::Genuine,
                 _ if rerun.is_some() => Outcome::RerunScheduled,
@@ -453,7 +465,11 @@ impl Session {
                         worked,
                     )?;
                     if worked {
-                        h.flaky_tests = named("flaky-test");
+                        h.flaky_tests = if passed_alone.is_empty() {
+                            named("flaky-test")
+                        } else {
+                            passed_alone.clone()
+                        };
                     }
                 }
                 Outcome::RerunScheduled => {

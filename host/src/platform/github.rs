@@ -21,11 +21,13 @@ use crate::intake::clip;
 use crate::model::{Job, Platform};
 
 /// How long before `since` a run may have been created and still have
-/// failed after it: GitHub's runs are listed by creation time, and a job
-/// may run for 6 hours (GitHub-hosted runners' limit and the default
-/// `timeout-minutes`). Runs that ended before `since` are dropped by their
-/// `updated_at`.
-const RUN_SPAN_MS: u64 = 6 * 3_600_000;
+/// failed after it: GitHub's runs are listed by creation time, and a run
+/// may last far beyond one job's 6 hours — sequential jobs, self-hosted
+/// runners (5 days per job), deployments waiting for approval, re-runs of
+/// an older run (which keep its `created_at`). Three days covers all but
+/// the longest approvals. Runs that ended before `since` are dropped by
+/// their `updated_at`, and the listing stays bounded by its page cap.
+const RUN_SPAN_MS: u64 = 72 * 3_600_000;
 
 /// Pages of 100 failed runs read per repository and pass at most (GitHub
 /// answers at most 1,000 results to a filtered listing anyway).

@@ -70,6 +70,9 @@ pub enum HealOutcome {
         effect: Effect,
         /// Facts (e.g. flaky test names).
         facts: Vec<(String, String)>,
+        /// Tests the host itself saw pass when re-run alone
+        /// (`exec.rerun-tests`), whatever the healer says.
+        passed_alone: Vec<String>,
     },
     /// The healer declined with a WIT error (e.g. a denial it could not work around).
     Declined(String),
@@ -142,12 +145,15 @@ impl Runtime {
         ctx.wrapped = options.wrapped.clone();
         ctx.rerun_refused = options.rerun_refused.clone();
         ctx.reruns_left = Arc::new(std::sync::atomic::AtomicU32::new(1));
+        let passed_alone = ctx.passed_alone.clone();
         let mut store = self.new_store(Arc::new(ctx));
         let limits = &self.config().limits;
         // Re-running the user's own tests takes as long as they take: the
         // heal's clocks grow by the cap on those re-runs.
         let extra_ms = if options.wrapped.is_some() {
-            limits.test_rerun_ms
+            limits
+                .test_rerun_ms
+                .saturating_mul(u64::from(crate::caps::exec::TEST_RERUNS_PER_HEAL))
         } else {
             0
         };
@@ -187,6 +193,10 @@ impl Runtime {
                         .take(200)
                         .map(|(k, v)| (convert::truncate(k, 256), convert::truncate(v, 1024)))
                         .collect(),
+                    passed_alone: match passed_alone.lock() {
+                        Ok(mut v) => std::mem::take(&mut *v),
+                        Err(p) => std::mem::take(&mut *p.into_inner()),
+                    },
                 },
                 Err(e) => HealOutcome::Declined(format!("{e:?}")),
             })

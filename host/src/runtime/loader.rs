@@ -342,6 +342,7 @@ impl Runtime {
             test_reruns_left: Arc::new(std::sync::atomic::AtomicU32::new(
                 crate::caps::exec::TEST_RERUNS_PER_HEAL,
             )),
+            passed_alone: Arc::default(),
         })
     }
 

@@ -45,6 +45,9 @@ pub struct CallContext {
     pub reruns_left: Arc<std::sync::atomic::AtomicU32>,
     /// Narrowed test re-runs this call may still make.
     pub test_reruns_left: Arc<std::sync::atomic::AtomicU32>,
+    /// Tests the host itself saw pass when re-run alone in this call: the
+    /// only tests a heal under `guard exec` may call flaky.
+    pub passed_alone: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The data of one plugin store.

@@ -38,7 +38,6 @@ fn value_options(runner: Runner) -> &'static [&'static str] {
             "--color",
             "--reruns",
         ],
-        Runner::Unittest => &["-k"],
         Runner::GoTest => &[
             "-run",
             "-count",
@@ -253,7 +252,6 @@ fn dropped_options(runner: Runner) -> &'static [&'static str] {
             "--co",
             "--collect-only",
         ],
-        Runner::Unittest => &["-k"],
         Runner::GoTest => &["-run", "-count", "-v", "-skip", "-json", "-bench", "-list"],
         Runner::CargoTest | Runner::Nextest => &["--exact", "--skip", "--list"],
         Runner::Jest => &[

@@ -37,7 +37,6 @@ fn count(pattern: &str, text: &str) -> u64 {
 pub fn judge(runner: Runner, status: i32, output: &str) -> Verdict {
     let ran = match runner {
         Runner::Pytest => total(r"(\d+) (?:passed|failed|error)", output),
-        Runner::Unittest => total(r"(?m)^Ran (\d+) tests?", output),
         Runner::GoTest => count(r"(?m)^\s*--- (?:PASS|FAIL): ", output),
         Runner::CargoTest => {
             total(r"test result: \w+\. (\d+) passed", output)

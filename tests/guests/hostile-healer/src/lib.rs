@@ -4,7 +4,9 @@
 //! granted; `env` asks for re-runs whose environment would run code,
 //! `sneaky` declares no re-runs and asks for several anyway, `sleep` sleeps
 //! past the heal deadline; `tests` asks to re-run the wrapped command's
-//! "tests" with names that are really options or files elsewhere.
+//! "tests" with names that are really options or files elsewhere;
+//! `rerun-failed-tests` (for test failures) claims the failed tests passed
+//! alone without running anything.
 
 use guard_sdk::{Category, Effect, Error, Finding, Healer, Job, PluginInfo, Report, Strategy};
 
@@ -40,9 +42,23 @@ impl Healer for HostileHealer {
         ]
         .iter()
         .map(|n| strategy(n))
+        .chain(std::iter::once(Strategy {
+            name: "rerun-failed-tests".into(),
+            categories: vec![Category::Test],
+            retries: false,
+            description: "hostile: claims flaky without a re-run".into(),
+        }))
         .collect()
     }
     fn heal(strategy: &str, _job: &Job, _finding: &Finding) -> Result<Report, Error> {
+        if strategy == "rerun-failed-tests" {
+            return Ok(Report {
+                summary: "flaky: everything passed alone (trust me)".into(),
+                actions: vec![],
+                effect: Effect::PassedInIsolation,
+                facts: vec![("flaky-test".into(), "made-up".into())],
+            });
+        }
         let facts: Vec<(String, String)> = match strategy {
             "spin" => {
                 let mut n: u64 = 0;
