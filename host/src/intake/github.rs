@@ -37,8 +37,8 @@ pub fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), Webh
 }
 
 #[derive(Deserialize)]
-struct Repository {
-    full_name: String,
+pub(crate) struct Repository {
+    pub(crate) full_name: String,
 }
 
 #[derive(Deserialize)]
@@ -65,21 +65,49 @@ struct JobPayload {
     repository: Repository,
 }
 
+/// A workflow run as a `workflow_run` webhook and the runs listing
+/// (`GET /repos/{owner}/{repo}/actions/runs`, used by catch-up) both carry
+/// it: read one way, so both name the run alike.
 #[derive(Deserialize)]
-struct WorkflowRun {
-    id: u64,
+pub(crate) struct WorkflowRun {
+    pub(crate) id: u64,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     run_attempt: Option<u32>,
     #[serde(default)]
-    conclusion: Option<String>,
+    pub(crate) conclusion: Option<String>,
     #[serde(default)]
     head_sha: Option<String>,
     #[serde(default)]
     head_branch: Option<String>,
     #[serde(default)]
     html_url: Option<String>,
+    /// Listings only: when the run last changed.
+    #[serde(default)]
+    pub(crate) updated_at: Option<String>,
+    /// Listings only: the repository as GitHub spells it.
+    #[serde(default)]
+    pub(crate) repository: Option<Repository>,
+}
+
+impl WorkflowRun {
+    /// The run as guard's [`Job`] (no job id: it stands for the run),
+    /// in `repository` (`owner/name` as GitHub spells it).
+    pub(crate) fn into_job(self, repository: &str) -> Job {
+        Job {
+            platform: Platform::Github,
+            repository: clip(repository, 256),
+            run_id: self.id.to_string(),
+            job_id: String::new(),
+            job_name: clip(self.name.as_deref().unwrap_or("workflow"), 256),
+            attempt: self.run_attempt.unwrap_or(1).max(1),
+            commit: self.head_sha.map(|s| clip(&s, 64)),
+            branch: self.head_branch.map(|s| clip(&s, 256)),
+            url: self.html_url.map(|s| clip(&s, 1024)),
+            api_id: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,18 +229,7 @@ pub fn parse(
                     ),
                 ));
             }
-            let run = Job {
-                platform: Platform::Github,
-                repository: clip(&p.repository.full_name, 256),
-                run_id: r.id.to_string(),
-                job_id: String::new(),
-                job_name: clip(r.name.as_deref().unwrap_or("workflow"), 256),
-                attempt: r.run_attempt.unwrap_or(1).max(1),
-                commit: r.head_sha.map(|s| clip(&s, 64)),
-                branch: r.head_branch.map(|s| clip(&s, 256)),
-                url: r.html_url.map(|s| clip(&s, 1024)),
-                api_id: None,
-            };
+            let run = r.into_job(&p.repository.full_name);
             Ok(Parsed {
                 delivery,
                 events: vec![EventKind::RunFailed { run }],

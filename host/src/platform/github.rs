@@ -18,6 +18,7 @@ use super::timestamp::{parse_rfc3339, rfc3339};
 use super::{Adapter, Download, PlatformError};
 use crate::config::{GitHub as Settings, GitHubAnnotate};
 use crate::intake::clip;
+use crate::intake::github::WorkflowRun;
 use crate::model::{Job, Platform};
 
 /// How long before `since` a run may have been created and still have
@@ -60,35 +61,7 @@ struct ApiJob {
 #[derive(Deserialize)]
 struct RunsPage {
     #[serde(default)]
-    workflow_runs: Vec<ApiRun>,
-}
-
-/// A workflow run as listed; the fields a `workflow_run` webhook's run
-/// has, read the same way.
-#[derive(Deserialize)]
-struct ApiRun {
-    id: u64,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    run_attempt: Option<u32>,
-    #[serde(default)]
-    conclusion: Option<String>,
-    #[serde(default)]
-    head_sha: Option<String>,
-    #[serde(default)]
-    head_branch: Option<String>,
-    #[serde(default)]
-    html_url: Option<String>,
-    #[serde(default)]
-    updated_at: Option<String>,
-    #[serde(default)]
-    repository: Option<RunRepository>,
-}
-
-#[derive(Deserialize)]
-struct RunRepository {
-    full_name: String,
+    workflow_runs: Vec<WorkflowRun>,
 }
 
 #[derive(Deserialize)]
@@ -243,23 +216,12 @@ impl Adapter for GitHub {
                 // The run as the intake reads a failed `workflow_run`; the
                 // listing names the repository as GitHub spells it, which
                 // is what a webhook's `repository.full_name` says too.
-                let run = Job {
-                    platform: Platform::Github,
-                    repository: clip(
-                        r.repository
-                            .as_ref()
-                            .map_or(watched, |repo| repo.full_name.as_str()),
-                        256,
-                    ),
-                    run_id: r.id.to_string(),
-                    job_id: String::new(),
-                    job_name: clip(r.name.as_deref().unwrap_or("workflow"), 256),
-                    attempt: r.run_attempt.unwrap_or(1).max(1),
-                    commit: r.head_sha.map(|s| clip(&s, 64)),
-                    branch: r.head_branch.map(|s| clip(&s, 256)),
-                    url: r.html_url.map(|s| clip(&s, 1024)),
-                    api_id: None,
-                };
+                let repository = r
+                    .repository
+                    .as_ref()
+                    .map_or(watched, |repo| repo.full_name.as_str())
+                    .to_string();
+                let run = r.into_job(&repository);
                 let mut failed_jobs = self.failed_jobs(&run).await?;
                 failed_jobs.truncate(limit - jobs.len());
                 jobs.extend(failed_jobs);
