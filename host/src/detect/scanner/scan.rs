@@ -102,13 +102,7 @@ impl<'a> Scan<'a> {
                     break;
                 };
                 let li = line_at(lines, m.start());
-                let line = lines[li];
-                self.verify(
-                    idx,
-                    line.number,
-                    line_text(block, lines, li),
-                    line.error_marker,
-                );
+                self.verify_line(idx, block, lines, li);
                 // Continue at the next line, not at the match end, so a
                 // match spanning lines can never hide one on the next line.
                 match lines.get(li + 1) {
@@ -117,6 +111,17 @@ impl<'a> Scan<'a> {
                 }
             }
         }
+    }
+
+    /// Checks rule `idx` on line `li` of a block.
+    fn verify_line(&mut self, idx: usize, block: &str, lines: &[BlockLine], li: usize) {
+        let line = lines[li];
+        self.verify(
+            idx,
+            line.number,
+            line_text(block, lines, li),
+            line.error_marker,
+        );
     }
 
     /// The small-log way: the lines holding a rule's required literal, and
@@ -136,13 +141,7 @@ impl<'a> Scan<'a> {
         self.candidates.dedup();
         for i in 0..self.candidates.len() {
             let (rule, li) = self.candidates[i];
-            let line = lines[li];
-            self.verify(
-                rule,
-                line.number,
-                line_text(block, lines, li),
-                line.error_marker,
-            );
+            self.verify_line(rule, block, lines, li);
         }
     }
 
