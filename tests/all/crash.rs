@@ -12,8 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::daemon::{NET_LOG, SECRET, fixture};
 use crate::fake::Fake;
 
-/// Not a test: the daemon process the crash test starts and kills. It does
-/// nothing unless started by that test (with its arguments in the environment).
+/// Not a test: the daemon process the crash and replica tests start and
+/// kill. It does nothing unless started by one of them (with its arguments
+/// in the environment).
 #[test]
 #[ignore = "helper process for a_killed_daemon_loses_and_repeats_nothing"]
 fn daemon_process() {
@@ -75,7 +76,7 @@ async fn start(args: &[String]) -> Child {
     Child { process, url }
 }
 
-async fn status(c: &reqwest::Client, url: &str) -> Value {
+pub(crate) async fn status(c: &reqwest::Client, url: &str) -> Value {
     c.get(format!("{url}/api/status"))
         .send()
         .await
@@ -87,7 +88,7 @@ async fn status(c: &reqwest::Client, url: &str) -> Value {
 
 /// A guard.toml pointing at `fake` (no backoff, two workers) in `dir`, and
 /// the `guard run` arguments using it with `dir/data`.
-fn daemon_args(fake: &Fake, dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn daemon_args(fake: &Fake, dir: &std::path::Path) -> Vec<String> {
     let config = dir.join("guard.toml");
     std::fs::write(
         &config,
@@ -112,7 +113,7 @@ fn daemon_args(fake: &Fake, dir: &std::path::Path) -> Vec<String> {
     .collect()
 }
 
-fn body_for(job_id: u64) -> Vec<u8> {
+pub(crate) fn body_for(job_id: u64) -> Vec<u8> {
     let mut v: Value =
         serde_json::from_slice(&fixture("github/workflow_job.1.completed.json")).unwrap();
     v["workflow_job"]["id"] = job_id.into();
@@ -122,7 +123,7 @@ fn body_for(job_id: u64) -> Vec<u8> {
 }
 
 /// POSTs a signed `workflow_job` webhook with this body and delivery id.
-async fn post_job(
+pub(crate) async fn post_job(
     c: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
@@ -228,10 +229,10 @@ async fn a_killed_daemon_loses_and_repeats_nothing() {
 
 /// A small deterministic generator: the seed is printed, so a failing run
 /// can be replayed with GUARD_CRASH_SEED.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

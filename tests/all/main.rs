@@ -19,7 +19,9 @@ mod hostile;
 mod intake;
 mod learn;
 mod openapi;
+mod pg;
 mod polyglot;
+mod replicas;
 mod sandbox;
 mod util;
 
