@@ -70,6 +70,14 @@ dedupe_days = 7                  # delivery ids remembered to ignore replays
 retention_days = 30              # job records kept for the API and the dashboard
 # api_token = "${GUARD_API_TOKEN}"   # require a bearer token on /api/*
 
+# Shared PostgreSQL database, for several replicas of guard run (README:
+# Scaling out). Absent: the embedded sled database under --data, which
+# belongs to one process. GUARD_STORE_URL overrides url. Replicas claim
+# events with a lease of [server] lease_secs (default 30); migrations are
+# applied at start-up.
+# [store]
+# url = "postgres://user:password@host:5432/guard"
+
 # Catch-up after downtime: webhooks sent while guard was down are not sent
 # again, so at start-up and then every interval_secs the daemon asks each
 # platform for the failed jobs of [github] repositories, [gitlab] projects
