@@ -186,14 +186,17 @@ pub fn load_config(global: &Global) -> Result<Config> {
     }
 }
 
-/// Opens the database under `--data`, falling back to a temporary one (with
-/// a warning) when a running daemon holds it.
+/// Opens the database `--config` names (PostgreSQL under `[store] url` or
+/// `GUARD_STORE_URL`), else the one under `--data`, falling back to a
+/// temporary one (with a warning) when a running daemon holds it.
 pub fn open_store(global: &Global) -> Result<Store> {
-    let dir = global.data.join("db");
+    open_store_with(global, &load_config(global)?)
+}
+
+fn open_store_with(global: &Global, config: &crate::config::Config) -> Result<Store> {
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating data directory {}", global.data.display()))?;
-    let (store, fallback) = Store::open_or_temporary(&dir)
-        .with_context(|| format!("opening database {}", dir.display()))?;
+    let (store, fallback) = Store::open_configured(&config.store, &global.data, true)?;
     if let Some(why) = fallback {
         tracing::warn!("{why}");
     }
@@ -207,7 +210,7 @@ pub async fn runtime(
     plugins_dir: Option<&Path>,
 ) -> Result<(Arc<Runtime>, Vec<LoadFailure>)> {
     let config = Arc::new(load_config(global)?);
-    let store = open_store(global)?;
+    let store = open_store_with(global, &config)?;
     let mut runtime = Runtime::new(config, store, Some(global.data.join("compiled")))
         .context("starting the plugin runtime")?;
     let mut failures = runtime.load_embedded().await;

@@ -77,6 +77,31 @@ pub struct Config {
     pub server: Server,
     /// Looking for failed jobs the daemon missed while it was down.
     pub catch_up: CatchUp,
+    /// Where guard keeps its state.
+    pub store: StoreConfig,
+}
+
+/// `[store]`: embedded sled at `--data` (the default), or PostgreSQL,
+/// which several replicas share.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:5432/db`; absent: sled. The
+    /// environment variable `GUARD_STORE_URL` overrides it.
+    pub url: Option<String>,
+}
+
+impl StoreConfig {
+    /// The environment variable that overrides `[store] url`.
+    pub const ENV: &'static str = "GUARD_STORE_URL";
+
+    /// The PostgreSQL URL in effect: `GUARD_STORE_URL` when set and not
+    /// empty, else `[store] url`.
+    pub fn url(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        env(Self::ENV)
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| self.url.clone().filter(|u| !u.trim().is_empty()))
+    }
 }
 
 /// `[server]`: the daemon's listener, intake and workers.
@@ -103,6 +128,9 @@ pub struct Server {
     pub dedupe_days: u64,
     /// Days job records (what guard concluded and did) are kept.
     pub retention_days: u64,
+    /// Seconds a worker's claim on an event lasts unless renewed (it is
+    /// renewed while the worker lives); then another replica may take it.
+    pub lease_secs: u64,
 }
 
 impl Default for Server {
@@ -118,6 +146,7 @@ impl Default for Server {
             api_token: None,
             dedupe_days: 7,
             retention_days: 30,
+            lease_secs: 30,
         }
     }
 }
@@ -366,6 +395,21 @@ impl Config {
             return Err(invalid(
                 "[server] max_body_bytes ≥ 1024, rate_limit_per_minute and max_event_attempts ≥ 1"
                     .into(),
+            ));
+        }
+        if srv.lease_secs < 2 || srv.lease_secs > 86_400 {
+            return Err(invalid(
+                "[server] lease_secs must be between 2 and 86400".into(),
+            ));
+        }
+        if let Some(url) = &self.store.url
+            && !url.trim().is_empty()
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.contains('='))
+        {
+            return Err(invalid(
+                "[store] url must be a postgres:// URL (or a key=value connection string)".into(),
             ));
         }
         if srv.listen.parse::<std::net::SocketAddr>().is_err() {

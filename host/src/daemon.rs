@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::detect::Analyzer;
+use crate::detect::live::Live;
 use crate::heal::Session;
 use crate::metrics::{self, labels};
 use crate::platform::Platforms;
@@ -34,8 +35,8 @@ use schedule::Schedule;
 pub struct Daemon {
     /// Plugins, configuration and database.
     pub runtime: Arc<Runtime>,
-    /// Compiled rules and detectors.
-    pub analyzer: Arc<Analyzer>,
+    /// Compiled rules and detectors (rebuilt when learned rules change).
+    pub analyzer: Arc<Live>,
     /// Platform adapters.
     pub platforms: Platforms,
     /// The intake queue.
@@ -51,6 +52,8 @@ pub struct Daemon {
     /// Tells the dispatcher and scheduler to stop.
     stop: tokio::sync::watch::Sender<bool>,
     busy: Mutex<HashSet<u64>>,
+    /// This process, as named in the claims it holds on queued events.
+    owner: String,
 }
 
 impl Daemon {
@@ -63,7 +66,16 @@ impl Daemon {
         let (analyzer, _) = Analyzer::new(runtime.clone());
         let queue = Queue::open(runtime.db())?;
         let schedule = Schedule::open(runtime.db())?;
-        let dropped = schedule.recover()?;
+        let shared = runtime.db().is_shared();
+        if !shared {
+            // This process alone uses the database: claims and calls in
+            // flight were its previous life's, which is over.
+            let released = queue.release_all()?;
+            if released > 0 {
+                tracing::info!("{released} event(s) claimed before the last stop are queued again");
+            }
+        }
+        let dropped = schedule.recover(shared)?;
         if dropped > 0 {
             tracing::warn!(
                 "{dropped} re-run(s) interrupted by the last stop were not repeated (see the audit)"
@@ -72,9 +84,9 @@ impl Daemon {
         let pruned = queue.prune_deliveries(runtime.config().server.dedupe_days)?;
         let old = queue.prune_jobs(runtime.config().server.retention_days)?;
         tracing::debug!("forgot {pruned} old delivery ids and {old} old job records");
-        let analyzer = Arc::new(analyzer);
+        let analyzer = Live::new(Arc::new(analyzer));
         Ok(Arc::new(Daemon {
-            session: Session::new(runtime.clone(), analyzer.clone(), dry_run),
+            session: Session::live(runtime.clone(), analyzer.clone(), dry_run),
             runtime,
             analyzer,
             platforms,
@@ -84,6 +96,7 @@ impl Daemon {
             wake: Arc::new(Notify::new()),
             stop: tokio::sync::watch::channel(false).0,
             busy: Mutex::new(HashSet::new()),
+            owner: owner_name(runtime_id()),
         }))
     }
 
@@ -106,7 +119,11 @@ impl Daemon {
         let c = self.clone();
         let stop = self.stop.subscribe();
         let catch_up = tokio::spawn(async move { c.run_catch_up(stop).await });
-        vec![dispatcher, scheduler, catch_up]
+        let live = self.analyzer.clone();
+        let runtime = self.runtime.clone();
+        let stop = self.stop.subscribe();
+        let follow = tokio::spawn(async move { live.follow(runtime, stop).await });
+        vec![dispatcher, scheduler, catch_up, follow]
     }
 
     /// Stops taking events and waits (up to `grace`) for those in progress.
@@ -118,6 +135,36 @@ impl Daemon {
         }
         if let Err(e) = self.runtime.db().flush_async().await {
             tracing::error!("flushing the database at shutdown: {e}");
+        }
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.runtime.config().server.lease_secs.saturating_mul(1000)
+    }
+
+    /// Processes a claimed event, renewing the claim while it lasts so no
+    /// other replica takes the event from a live worker.
+    async fn process_leased(
+        self: &Arc<Self>,
+        ev: &queue::QueuedEvent,
+    ) -> Result<queue::JobRecord, worker::ProcessError> {
+        let lease_ms = self.lease_ms();
+        let mut renew = tokio::time::interval(Duration::from_millis((lease_ms / 3).max(500)));
+        renew.tick().await;
+        let work = self.process(ev);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = renew.tick() => match self.queue.renew(ev.id, &self.owner, lease_ms) {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        event = ev.id,
+                        "another process took this event over (this one was too slow to renew its claim)"
+                    ),
+                    Err(e) => tracing::warn!(event = ev.id, "renewing the claim: {e}"),
+                },
+            }
         }
     }
 
@@ -144,7 +191,9 @@ impl Daemon {
                 }
             }
             let busy_now = self.busy().clone();
-            let due = match self.queue.due(&busy_now, workers * 2) {
+            let lease_ms = self.lease_ms();
+            let free = workers.saturating_sub(busy_now.len()).max(1);
+            let due = match self.queue.claim(&self.owner, lease_ms, &busy_now, free) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!("reading the queue: {e}");
@@ -159,7 +208,7 @@ impl Daemon {
                 self.busy().insert(ev.id);
                 let d = self.clone();
                 tokio::spawn(async move {
-                    let result = d.process(&ev).await;
+                    let result = d.process_leased(&ev).await;
                     let outcome = match result {
                         Ok(record) => {
                             let decided = record.processed_ms.saturating_sub(record.received_ms);
@@ -225,4 +274,22 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A name for this process in claims: host, process id and a store id, so
+/// two replicas (or two lives of one) never share one.
+fn owner_name(unique: u64) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "guard".into());
+    format!("{host}/{}/{unique:x}", std::process::id())
+}
+
+/// A number unlikely to repeat across process lives.
+fn runtime_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    h.finish()
 }

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod classifier;
 pub mod diagnosis;
 pub mod eval;
+pub mod live;
 pub mod locator;
 pub mod markers;
 pub mod normalize;

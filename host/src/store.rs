@@ -1,5 +1,8 @@
-//! guard's embedded database (sled): one place that knows the trees, their
-//! key layouts and value encodings, so no other module touches raw bytes.
+//! guard's database: one place that knows the trees, their key layouts and
+//! value encodings, so no other module touches raw bytes. The trees live in
+//! embedded sled at `--data` (the default, nothing to set up) or in
+//! PostgreSQL (`[store] url`), which several replicas share
+//! (`store/postgres.rs`); callers cannot tell which.
 //!
 //! Every tree is declared once, in [`Trees`] (`store/trees.rs`), as a
 //! [`TreeDef`]: its name, key layout and value type. Callers read and write
@@ -14,11 +17,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+mod postgres;
+mod raw;
 mod trees;
 mod typed;
 
 pub use trees::{JournalEntry, JournalKey, ScheduleKey, Trees, plugin_kv_name};
-pub use typed::{CodecError, Key, Tree, TreeDef, TxResult, TxTree, Value, transaction};
+pub use typed::{CodecError, Key, Tree, TreeDef, TxError, TxResult, TxTree, Value, transaction};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,9 @@ pub enum StoreError {
     /// A flush could not run to completion.
     #[error("flushing the database failed: {0}")]
     Flush(String),
+    /// PostgreSQL refused, or could not be reached.
+    #[error("PostgreSQL: {0}")]
+    Pg(String),
     /// A stored key or value could not be decoded (or a value encoded).
     #[error("corrupt record in tree `{tree}`: {source}")]
     Corrupt {
@@ -55,11 +63,23 @@ const SCHEMA_KEY: &str = "schema";
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: sled::Db,
+    backend: Backend,
     /// True when this is a throw-away database (see [`Store::open_or_temporary`]).
     temporary: bool,
     /// Group commit: one flush covers every write requested before it.
     commits: Arc<GroupCommit>,
+    /// Names of trees whose change other parts of guard act on (learned
+    /// rules, the classifier); with PostgreSQL, also other replicas'
+    /// changes. An empty name: re-read everything (changes may have been
+    /// missed).
+    changes: tokio::sync::broadcast::Sender<String>,
+}
+
+/// Where the trees are.
+#[derive(Clone, Debug)]
+enum Backend {
+    Sled(sled::Db),
+    Pg(Arc<postgres::Pg>),
 }
 
 /// Flush requests and the flushes that covered them. Under load many
@@ -138,24 +158,79 @@ impl Store {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        let store = Store {
-            db,
-            temporary: false,
-            commits: Arc::default(),
-        };
+        let store = Store::with(Backend::Sled(db), false);
         store.init()?;
         Ok(store)
+    }
+
+    fn with(backend: Backend, temporary: bool) -> Store {
+        Store {
+            backend,
+            temporary,
+            commits: Arc::default(),
+            changes: tokio::sync::broadcast::channel(64).0,
+        }
+    }
+
+    /// Connects to PostgreSQL at `url` (several guard processes may share
+    /// it), applying the schema migrations it lacks.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        let pg = Arc::new(postgres::Pg::connect(url)?);
+        let store = Store::with(Backend::Pg(pg.clone()), false);
+        pg.listen(store.changes.clone());
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Whether other processes share this database (PostgreSQL): then
+    /// nothing another process holds may be taken for abandoned at once.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
+    /// Where the database is, for people (no password).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sled(_) if self.temporary => "a temporary database".into(),
+            Backend::Sled(db) => format!("sled ({} bytes on disk)", db.size_on_disk().unwrap_or(0)),
+            Backend::Pg(pg) => format!("PostgreSQL {}", pg.shown()),
+        }
+    }
+
+    /// The schema migrations applied (PostgreSQL), oldest first.
+    pub fn migrations(&self) -> Result<Vec<i32>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(vec![SCHEMA_VERSION as i32]),
+            Backend::Pg(pg) => pg.migrations(),
+        }
+    }
+
+    /// Hears which trees changed (see the field's docs). With sled only
+    /// this process changes them; with PostgreSQL every replica does.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Tells whoever listens — in every replica — that `def`'s tree changed.
+    pub fn changed<K: ?Sized, V>(&self, def: TreeDef<K, V>) {
+        match &self.backend {
+            Backend::Sled(_) => {
+                let _ = self.changes.send(def.name().to_string());
+            }
+            // Every replica hears it through LISTEN, this one included.
+            Backend::Pg(pg) => {
+                if let Err(e) = pg.notify(def.name()) {
+                    tracing::warn!("telling other replicas `{}` changed: {e}", def.name());
+                }
+            }
+        }
     }
 
     /// An in-memory database that vanishes on drop (tests, and one-shot
     /// commands when the real one is locked by a running daemon).
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        let store = Store {
-            db,
-            temporary: true,
-            commits: Arc::default(),
-        };
+        let store = Store::with(Backend::Sled(db), true);
         store.init()?;
         Ok(store)
     }
@@ -180,6 +255,27 @@ impl Store {
         }
     }
 
+    /// Opens the database `config` names: PostgreSQL when a URL is in
+    /// effect (`GUARD_STORE_URL` or `[store] url`), else sled in
+    /// `data/db`. With `fallback`, a sled database another process holds
+    /// gives way to a temporary one (returned with the reason); PostgreSQL
+    /// is shared, so never.
+    pub fn open_configured(
+        config: &crate::config::StoreConfig,
+        data: &Path,
+        fallback: bool,
+    ) -> Result<(Store, Option<String>), StoreError> {
+        if let Some(url) = config.url(|v| std::env::var(v).ok()) {
+            return Ok((Store::connect(&url)?, None));
+        }
+        let dir = data.join("db");
+        if fallback {
+            Store::open_or_temporary(&dir)
+        } else {
+            Ok((Store::open(&dir)?, None))
+        }
+    }
+
     /// Whether this is a throw-away database.
     pub fn is_temporary(&self) -> bool {
         self.temporary
@@ -198,7 +294,17 @@ impl Store {
         &self,
         def: TreeDef<K, V>,
     ) -> Result<Tree<K, V>, StoreError> {
-        Tree::open(&self.db, def)
+        Ok(Tree::open(self.raw_tree(def.name())?, def))
+    }
+
+    fn raw_tree(&self, name: &str) -> Result<raw::RawTree, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sled(db) => raw::RawTree::Sled(db.open_tree(name)?),
+            Backend::Pg(pg) => raw::RawTree::Pg {
+                pg: pg.clone(),
+                name: Arc::from(name),
+            },
+        })
     }
 
     /// The record of `def` under `key`.
@@ -247,8 +353,8 @@ impl Store {
 
     /// The private key-value tree of `plugin`, raw: its keys and values are
     /// the plugin's own bytes.
-    pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(plugin_kv_name(plugin))?)
+    pub fn plugin_kv(&self, plugin: &str) -> Result<PluginKv, StoreError> {
+        Ok(PluginKv(self.raw_tree(&plugin_kv_name(plugin))?))
     }
 
     /// Logs a security event (a warning) and records it: the one way guard
@@ -284,25 +390,23 @@ impl Store {
 
     /// Appends to a log-like tree keyed by a monotonically increasing id.
     fn append<V: Value>(&self, def: TreeDef<u64, V>, value: &V) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
+        let id = self.generate_id()?;
         self.tree(def)?.insert(&id, value)
     }
 
     /// The last `limit` records of a log-like tree, oldest first.
     fn tail<V: Value>(&self, def: TreeDef<u64, V>, limit: usize) -> Result<Vec<V>, StoreError> {
-        let mut out = self
-            .tree(def)?
-            .values()
-            .rev()
-            .take(limit)
-            .collect::<Result<Vec<V>, StoreError>>()?;
+        let mut out = self.tree(def)?.last(limit)?;
         out.reverse();
         Ok(out)
     }
 
-    /// A new unique, increasing id.
+    /// A new unique, increasing id (across replicas with PostgreSQL).
     pub fn generate_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        match &self.backend {
+            Backend::Sled(db) => Ok(db.generate_id()?),
+            Backend::Pg(pg) => pg.next_id(),
+        }
     }
 
     /// Writes everything to disk without blocking the async runtime.
@@ -316,6 +420,10 @@ impl Store {
     /// them already covered returns at once (see [`GroupCommit`]).
     pub async fn flush_async(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
+        // PostgreSQL committed each write before it returned.
+        let Backend::Sled(db) = &self.backend else {
+            return Ok(());
+        };
         // The ticket is taken after this caller's writes: a flush that
         // starts after reading a later ticket count covers them.
         let ticket = self.commits.requested.fetch_add(1, Ordering::SeqCst) + 1;
@@ -324,7 +432,7 @@ impl Store {
             return Ok(());
         }
         let covers = self.commits.requested.load(Ordering::SeqCst);
-        let db = self.db.clone();
+        let db = db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
@@ -334,8 +442,56 @@ impl Store {
 
     /// Writes everything to disk now (before acknowledging work elsewhere).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        if let Backend::Sled(db) = &self.backend {
+            db.flush()?;
+        }
         Ok(())
+    }
+
+    /// The sled database underneath (tests of the on-disk format).
+    #[cfg(test)]
+    fn sled(&self) -> &sled::Db {
+        match &self.backend {
+            Backend::Sled(db) => db,
+            Backend::Pg(_) => panic!("not a sled store"),
+        }
+    }
+}
+
+/// A plugin's private tree (`guard:plugin/kv`): its keys and values are the
+/// plugin's own bytes.
+#[derive(Clone)]
+pub struct PluginKv(raw::RawTree);
+
+impl std::fmt::Debug for PluginKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginKv")
+    }
+}
+
+impl PluginKv {
+    /// The value under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes `value` under `key`.
+    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.0.insert(key, value)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.0.take(key).map(|_| ())
+    }
+
+    /// Up to `limit` keys starting with `prefix`, in order.
+    pub fn keys(&self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.0
+            .scan(prefix)
+            .take(limit)
+            .map(|r| r.map(|(k, _)| k.to_vec()))
+            .collect()
     }
 }
 
@@ -379,7 +535,7 @@ mod tests {
             vec![(key.to_string(), vec![3, 5])]
         );
         // The same tree name, key bytes and JSON as before typed trees.
-        let raw = s.db.open_tree("baselines").unwrap();
+        let raw = s.sled().open_tree("baselines").unwrap();
         assert_eq!(raw.get(key).unwrap().unwrap(), b"[3,5]");
         assert!(s.remove(Trees::BASELINES, key).unwrap());
         assert!(!s.remove(Trees::BASELINES, key).unwrap());
@@ -397,7 +553,7 @@ mod tests {
         .unwrap();
         s.put(Trees::REPO_BUDGETS, "r", &RepoBudget { recent: vec![7] })
             .unwrap();
-        let raw = s.db.open_tree("budgets").unwrap();
+        let raw = s.sled().open_tree("budgets").unwrap();
         assert_eq!(
             raw.get("job\u{1f}r\u{1f}j\u{1f}c").unwrap().unwrap(),
             br#"{"used":2}"#
@@ -438,7 +594,7 @@ mod tests {
             .unwrap();
         assert_eq!(journal.get(&k).unwrap(), Some(JournalEntry::Done(3)));
         // The entries' JSON is the on-disk format of existing databases.
-        let raw = s.db.open_tree("journal").unwrap();
+        let raw = s.sled().open_tree("journal").unwrap();
         assert_eq!(raw.get(BYTES).unwrap().unwrap(), br#"{"Done":3}"#);
         assert_eq!(raw.get(first.encode()).unwrap().unwrap(), br#""Started""#);
         assert_eq!(
@@ -476,7 +632,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(deliveries.get("d1").unwrap(), Some(7));
-        let raw = s.db.open_tree("deliveries").unwrap();
+        let raw = s.sled().open_tree("deliveries").unwrap();
         assert_eq!(raw.get("d1").unwrap().unwrap(), 7u64.to_be_bytes());
 
         let aborted = transaction(&deliveries, &baselines, |d, b| {
@@ -540,15 +696,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            s.plugin_kv("a").unwrap().insert("k", "v").unwrap();
+            s.plugin_kv("a").unwrap().set(b"k", b"v").unwrap();
             s.flush().unwrap();
             let (other, why) = Store::open_or_temporary(dir.path()).unwrap();
             assert!(other.is_temporary(), "a locked database must not be shared");
             assert!(why.unwrap().contains("in use"));
         }
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.plugin_kv("a").unwrap().get("k").unwrap().unwrap(), "v");
-        let schema = s.db.open_tree("meta").unwrap().get("schema").unwrap();
+        assert_eq!(s.plugin_kv("a").unwrap().get(b"k").unwrap().unwrap(), b"v");
+        let schema = s.sled().open_tree("meta").unwrap().get("schema").unwrap();
         assert_eq!(schema.unwrap(), SCHEMA_VERSION.to_be_bytes());
     }
 }

@@ -23,6 +23,7 @@ mod pg;
 mod polyglot;
 mod replicas;
 mod sandbox;
+mod store;
 mod util;
 
 /// Paths of the components built by build.rs.

@@ -1,5 +1,6 @@
-//! `guard:plugin/kv`: each plugin's private namespace, a sled tree named
-//! after its id. Always granted; sizes capped.
+//! `guard:plugin/kv`: each plugin's private namespace, a tree named after
+//! its id (in sled or PostgreSQL, shared by replicas). Always granted;
+//! sizes capped.
 
 use crate::runtime::bindings::kv::Host;
 use crate::runtime::bindings::types::Error;
@@ -10,7 +11,7 @@ const MAX_VALUE: usize = 64 * 1024;
 const MAX_LIST: u32 = 1000;
 
 impl PluginState {
-    fn kv_tree(&mut self) -> Result<sled::Tree, Error> {
+    fn kv_tree(&mut self) -> Result<crate::store::PluginKv, Error> {
         self.count_host_call()?;
         self.ctx
             .db
@@ -35,7 +36,6 @@ impl Host for PluginState {
             check_key(&key)?;
             let tree = self.kv_tree()?;
             tree.get(key.as_bytes())
-                .map(|v| v.map(|v| v.to_vec()))
                 .map_err(|e| Error::Unavailable(e.to_string()))
         })();
         Ok(r)
@@ -51,8 +51,7 @@ impl Host for PluginState {
                 )));
             }
             let tree = self.kv_tree()?;
-            tree.insert(key.as_bytes(), value)
-                .map(|_| ())
+            tree.set(key.as_bytes(), &value)
                 .map_err(|e| Error::Unavailable(e.to_string()))
         })();
         Ok(r)
@@ -62,8 +61,7 @@ impl Host for PluginState {
         let r = (|| {
             check_key(&key)?;
             let tree = self.kv_tree()?;
-            tree.remove(key.as_bytes())
-                .map(|_| ())
+            tree.delete(key.as_bytes())
                 .map_err(|e| Error::Unavailable(e.to_string()))
         })();
         Ok(r)
@@ -76,15 +74,13 @@ impl Host for PluginState {
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let r = (|| {
             let tree = self.kv_tree()?;
-            let mut keys = Vec::new();
-            for item in tree
-                .scan_prefix(prefix.as_bytes())
-                .take(limit.min(MAX_LIST) as usize)
-            {
-                let (k, _) = item.map_err(|e| Error::Unavailable(e.to_string()))?;
-                keys.push(String::from_utf8_lossy(&k).into_owned());
-            }
-            Ok(keys)
+            let keys = tree
+                .keys(prefix.as_bytes(), limit.min(MAX_LIST) as usize)
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+            Ok(keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect())
         })();
         Ok(r)
     }

@@ -35,15 +35,10 @@ pub async fn run(global: &Global, args: Args, err: &mut dyn Write) -> Result<u8>
     let config = Arc::new(super::load_config(global)?);
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating data directory {}", global.data.display()))?;
-    let dir = global.data.join("db");
     // Unlike one-shot commands, the daemon never falls back to a temporary
     // database: accepted events must survive it.
-    let store = Store::open(&dir).with_context(|| {
-        format!(
-            "opening {} (is another guard daemon using it?)",
-            dir.display()
-        )
-    })?;
+    let (store, _) = Store::open_configured(&config.store, &global.data, false)
+        .context("opening the database (is another guard daemon using it?)")?;
     let mut runtime = Runtime::new(config.clone(), store, Some(global.data.join("compiled")))
         .context("starting the plugin runtime")?;
     let mut failures = runtime.load_embedded().await;

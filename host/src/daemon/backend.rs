@@ -135,7 +135,14 @@ impl DaemonBackend {
                     Ok(a) => a,
                     Err(e) => return Ok(Err(to_wit(&e))),
                 };
-                self.journal.insert(&key, &JournalEntry::Started)?;
+                // Insert-if-absent: should another process be healing the
+                // same event (its claim ran out under it), one of the two acts.
+                if !self.journal.insert_new(&key, &JournalEntry::Started)? {
+                    self.note(format!(
+                        "{request:?}: being done by another guard process, not repeated"
+                    ));
+                    return Ok(Ok(0));
+                }
                 self.store.flush_async().await?;
                 let result = match other {
                     CiRequest::ClearCaches { prefix } => adapter.clear_caches(job, prefix).await,
@@ -166,14 +173,21 @@ impl DaemonBackend {
             plugin: self.plugin.clone(),
             tries: 0,
             firing: false,
+            firing_until_ms: 0,
         };
         // The journal entry and the re-run together or neither: after a
         // crash the journal must not claim a re-run the schedule lacks.
-        transaction(&self.journal, self.schedule.tree(), |j, s| {
+        let fresh = transaction(&self.journal, self.schedule.tree(), |j, s| {
+            if j.contains_key(&key)? {
+                return Ok(false);
+            }
             j.insert(&key, &JournalEntry::Scheduled { at_ms })?;
             s.insert(&skey, &scheduled)?;
-            Ok(())
+            Ok(true)
         })?;
+        if !fresh {
+            self.note("re-run already scheduled by another guard process".into());
+        }
         self.store.flush_async().await?;
         self.schedule.wake();
         self.rerun_scheduled.store(true, Ordering::SeqCst);

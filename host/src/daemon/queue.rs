@@ -1,11 +1,16 @@
 //! The durable intake queue and what it remembers.
 //!
-//! An accepted webhook is in sled — flushed — before guard answers 2xx, so
-//! an event the platform saw accepted survives a crash. Trees (their
-//! layouts are declared in [`crate::store::Trees`]):
+//! An accepted webhook is in the store — flushed, or committed in
+//! PostgreSQL — before guard answers 2xx, so an event the platform saw
+//! accepted survives a crash. Trees (their layouts are declared in
+//! [`crate::store::Trees`]):
 //!
 //! - [`Trees::QUEUE`]: events waiting; an event leaves it only in the
-//!   transaction that writes its job record.
+//!   transaction that writes its job record. A worker takes an event by
+//!   *claiming* it ([`Queue::claim`]): its lease names the worker's
+//!   process and lasts `[server] lease_secs` unless renewed. Replicas
+//!   sharing a PostgreSQL store never hold the same event at once, and an
+//!   event whose replica died is taken by another when the lease runs out.
 //! - [`Trees::DELIVERIES`]: delivery ids and fact keys with their receipt
 //!   time, for de-duplication; pruned after `[server] dedupe_days`.
 //! - [`Trees::JOBS`]: [`JobRecord`]s, what guard concluded and did.
@@ -36,6 +41,16 @@ pub struct QueuedEvent {
     pub last_error: Option<String>,
     /// The event.
     pub event: EventKind,
+    /// The process working on it (see [`Queue::claim`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    /// Until when (ms) that claim holds unless renewed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease_until_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What guard concluded about an event and did about it.
@@ -157,6 +172,8 @@ impl Queue {
                 next_try_ms: 0,
                 last_error: None,
                 event: event.clone(),
+                lease_owner: None,
+                lease_until_ms: 0,
             };
             // Fact and event together or neither: a crash in between must
             // not leave a fact marked seen with no event queued.
@@ -190,6 +207,57 @@ impl Queue {
             }
         }
         Ok(out)
+    }
+
+    /// Claims up to `limit` due events for `owner` for `lease_ms`, oldest
+    /// first: those nobody holds, or whose holder's lease ran out (it
+    /// died), skipping `busy` ones (this process's own). Two processes
+    /// never get the same event.
+    pub fn claim(
+        &self,
+        owner: &str,
+        lease_ms: u64,
+        busy: &HashSet<u64>,
+        limit: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let now = now_ms();
+        let claimed = self.queue.claim(limit, |_, ev| {
+            let held = ev.lease_owner.is_some() && ev.lease_until_ms > now;
+            if busy.contains(&ev.id) || ev.next_try_ms > now || held {
+                return false;
+            }
+            ev.lease_owner = Some(owner.to_string());
+            ev.lease_until_ms = now + lease_ms;
+            true
+        })?;
+        Ok(claimed.into_iter().map(|(_, ev)| ev).collect())
+    }
+
+    /// Extends `owner`'s claim on event `id`; false when it no longer
+    /// holds it (the event is done, or another process took it).
+    pub fn renew(&self, id: u64, owner: &str, lease_ms: u64) -> Result<bool, StoreError> {
+        let mut mine = false;
+        self.queue.update(&id, |ev| {
+            let mut ev = ev?;
+            mine = ev.lease_owner.as_deref() == Some(owner);
+            if mine {
+                ev.lease_until_ms = now_ms() + lease_ms;
+            }
+            Some(ev)
+        })?;
+        Ok(mine)
+    }
+
+    /// Lets go of every claim: when this process alone uses the store
+    /// (sled), claims left by its previous life are void at start-up.
+    pub fn release_all(&self) -> Result<usize, StoreError> {
+        let released = self.queue.claim(usize::MAX, |_, ev| {
+            let held = ev.lease_owner.is_some();
+            ev.lease_owner = None;
+            ev.lease_until_ms = 0;
+            held
+        })?;
+        Ok(released.len())
     }
 
     /// Every waiting event, oldest first (due or not).
@@ -230,6 +298,8 @@ impl Queue {
     ) -> Result<bool, StoreError> {
         let mut ev = ev.clone();
         ev.attempts += 1;
+        ev.lease_owner = None;
+        ev.lease_until_ms = 0;
         ev.last_error = Some(crate::intake::clip(error, 2000));
         let buried = ev.attempts >= max_attempts;
         if buried {
@@ -271,6 +341,8 @@ impl Queue {
         };
         ev.attempts = 0;
         ev.next_try_ms = 0;
+        ev.lease_owner = None;
+        ev.lease_until_ms = 0;
         transaction(&self.queue, &self.dead, |q, d| {
             d.remove(&id)?;
             q.insert(&id, &ev)?;

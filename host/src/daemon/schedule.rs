@@ -2,11 +2,14 @@
 //! neither loses nor repeats it.
 //!
 //! Tree `schedule` ([`Trees::SCHEDULE`]): [`ScheduleKey`] (fire time, then
-//! an id) → [`Scheduled`]. The scheduler marks an entry `firing` (flushed)
-//! before calling the API and removes it after; an entry found `firing` at
-//! start-up was interrupted mid-call, and is dropped with an audit record
-//! rather than fired again — a duplicate re-run costs CI minutes, a missed
-//! one only a retry the next failure will ask for again.
+//! an id) → [`Scheduled`]. The scheduler claims a due entry by marking it
+//! `firing` (flushed) before calling the API, and removes it after; the
+//! claim is atomic, so of several replicas sharing a PostgreSQL store one
+//! fires each entry. An entry left `firing` was interrupted mid-call (at
+//! start-up with sled; once its claim ran out with replicas), and is
+//! dropped with an audit record rather than fired again — a duplicate
+//! re-run costs CI minutes, a missed one only a retry the next failure will
+//! ask for again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +38,18 @@ pub struct Scheduled {
     pub tries: u32,
     /// Set just before the API call.
     pub firing: bool,
+    /// Until when (ms) the process firing it may still be calling the API.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub firing_until_ms: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How long an API call of a re-run (with its own retries) may take before
+/// an entry still `firing` counts as interrupted.
+const FIRING_MS: u64 = 10 * 60 * 1000;
 
 /// The schedule tree.
 #[derive(Debug, Clone)]
@@ -83,13 +97,15 @@ impl Schedule {
             .collect()
     }
 
-    /// Drops entries left `firing` by a crash (see the module docs).
-    pub fn recover(&self) -> Result<usize, StoreError> {
+    /// Drops entries left `firing` by a crash (see the module docs): all
+    /// of them when this process alone uses the store, else those whose
+    /// firing replica's time ran out.
+    pub fn recover(&self, shared: bool) -> Result<usize, StoreError> {
+        let now = now_ms();
         let mut n = 0;
         for item in self.tree.iter() {
             let (k, s) = item?;
-            if s.firing {
-                self.tree.remove(&k)?;
+            if s.firing && (!shared || s.firing_until_ms <= now) && self.tree.take(&k)?.is_some() {
                 audit(
                     &self.store,
                     &s,
@@ -128,14 +144,33 @@ impl Schedule {
     /// Fires every due entry; returns the fire time of the next one.
     async fn fire_due(&self, platforms: &Platforms) -> Result<Option<u64>, StoreError> {
         loop {
-            let Some((k, mut s)) = self.tree.first()? else {
-                return Ok(None);
+            let now = now_ms();
+            // Due and not being fired, or left firing by a process that
+            // died mid-call: claimed atomically, so one process has it.
+            let claimed = self.tree.claim(1, |k, s| {
+                if k.at_ms > now || (s.firing && s.firing_until_ms > now) {
+                    return false;
+                }
+                if !s.firing {
+                    s.firing_until_ms = now + FIRING_MS;
+                }
+                s.firing = true;
+                true
+            })?;
+            let Some((k, mut s)) = claimed.into_iter().next() else {
+                return self.next_due();
             };
-            if k.at_ms > now_ms() {
-                return Ok(Some(k.at_ms));
+            if s.firing_until_ms <= now {
+                // Its firing process died during the API call.
+                if self.tree.take(&k)?.is_some() {
+                    audit(
+                        &self.store,
+                        &s,
+                        "not repeated: guard stopped during the API call, it may have been done",
+                    );
+                }
+                continue;
             }
-            s.firing = true;
-            self.tree.insert(&k, &s)?;
             self.store.flush_async().await?;
             let result = match platforms.get(s.job.platform) {
                 Ok(adapter) if s.all_failed => {
@@ -156,6 +191,7 @@ impl Schedule {
                 Err(e) if e.is_transient() && s.tries < 5 => {
                     s.tries += 1;
                     s.firing = false;
+                    s.firing_until_ms = 0;
                     let delay = crate::backoff::exponential(30_000, s.tries, 5);
                     self.tree.insert(&self.key(now_ms() + delay)?, &s)?;
                     audit(
@@ -174,6 +210,24 @@ impl Schedule {
             }
             self.store.flush_async().await?;
         }
+    }
+}
+
+impl Schedule {
+    /// When the scheduler should look again: the soonest entry nobody is
+    /// firing, or in a second when another process is firing the soonest.
+    fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let now = now_ms();
+        for item in self.tree.iter() {
+            let (k, s) = item?;
+            if !s.firing {
+                return Ok(Some(k.at_ms.max(now)));
+            }
+            if s.firing_until_ms > now {
+                return Ok(Some(now + 1_000));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -215,6 +269,7 @@ mod tests {
             plugin: "p".into(),
             tries: 0,
             firing,
+            firing_until_ms: 0,
         }
     }
 
@@ -244,7 +299,7 @@ mod tests {
             [(1_000, "sooner".to_string()), (2_000, "later".to_string())]
         );
         // The sooner one was mid-call when guard stopped: dropped, audited.
-        assert_eq!(schedule.recover().unwrap(), 1);
+        assert_eq!(schedule.recover(false).unwrap(), 1);
         assert_eq!(
             schedule.pending(10).unwrap(),
             [(2_000, scheduled("later", false))]

@@ -68,20 +68,27 @@ pub fn get(store: &Store, key: &str) -> Result<Breaker, StoreError> {
 
 /// Records the outcome of a heal through this breaker.
 pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreError> {
-    let mut b = get(store, key)?;
-    if worked {
-        b.failures = 0;
-        b.opened_at_ms = None;
-        b.successes += 1;
-    } else {
-        b.failures += 1;
-        if b.failures >= THRESHOLD {
-            b.opened_at_ms = Some(now_ms());
+    // One update: outcomes recorded by several replicas at once all count.
+    let b = store.tree(Trees::BREAKERS)?.update(key, |b| {
+        let mut b = b.unwrap_or(Breaker {
+            failures: 0,
+            opened_at_ms: None,
+            successes: 0,
+        });
+        if worked {
+            b.failures = 0;
+            b.opened_at_ms = None;
+            b.successes += 1;
+        } else {
+            b.failures += 1;
+            if b.failures >= THRESHOLD {
+                b.opened_at_ms = Some(now_ms());
+            }
         }
-    }
-    store.put(Trees::BREAKERS, key, &b)?;
+        Some(b)
+    })?;
     store.flush()?;
-    Ok(b)
+    b.ok_or_else(|| StoreError::Pg("a breaker update wrote nothing".into()))
 }
 
 /// Every breaker with its key parts.

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HARD_MAX_RETRIES_PER_JOB, Heal};
-use crate::store::{Store, StoreError, Trees, now_ms};
+use crate::heal::session::Pending;
+use crate::store::{Store, StoreError, Trees, now_ms, transaction};
 
 const HOUR_MS: u64 = 60 * 60 * 1000;
 
@@ -61,17 +62,59 @@ pub fn check(
 
 /// Spends one re-run.
 pub fn spend(store: &Store, repository: &str, job: &str, commit: &str) -> Result<(), StoreError> {
+    // Updates, not read-then-write: replicas spending at once all count.
     let jk = job_key(repository, job, commit);
-    let mut jb = store.get(Trees::JOB_BUDGETS, &jk)?.unwrap_or_default();
-    jb.used += 1;
-    store.put(Trees::JOB_BUDGETS, &jk, &jb)?;
-    let mut rb = store
-        .get(Trees::REPO_BUDGETS, repository)?
-        .unwrap_or_default();
+    store.tree(Trees::JOB_BUDGETS)?.update(&jk, |jb| {
+        let mut jb = jb.unwrap_or_default();
+        jb.used += 1;
+        Some(jb)
+    })?;
+    spend_repo(store, repository)
+}
+
+/// Spends one re-run of `target` (repository, job, commit) for the heal
+/// `pending` records under `pending_key`, once: the same attempt healed
+/// again — after a crash, or by a second replica — finds its pending
+/// record and spends nothing. The record and the job's budget are written
+/// together; the repository's hourly count follows.
+pub(crate) fn spend_once(
+    store: &Store,
+    pending_key: &str,
+    pending: &Pending,
+    (repository, job, commit): (&str, &str, &str),
+) -> Result<(), StoreError> {
+    let jk = job_key(repository, job, commit);
+    let fresh = transaction(
+        &store.tree(Trees::PENDING)?,
+        &store.tree(Trees::JOB_BUDGETS)?,
+        |p, b| {
+            if let Some(old) = p.get(pending_key)?
+                && old.same_attempt(pending)
+            {
+                return Ok(false);
+            }
+            p.insert(pending_key, pending)?;
+            let mut jb = b.get(&jk)?.unwrap_or_default();
+            jb.used += 1;
+            b.insert(&jk, &jb)?;
+            Ok(true)
+        },
+    )?;
+    if fresh {
+        spend_repo(store, repository)
+    } else {
+        Ok(())
+    }
+}
+
+fn spend_repo(store: &Store, repository: &str) -> Result<(), StoreError> {
     let now = now_ms();
-    rb.recent.retain(|t| now.saturating_sub(*t) < HOUR_MS);
-    rb.recent.push(now);
-    store.put(Trees::REPO_BUDGETS, repository, &rb)?;
+    store.tree(Trees::REPO_BUDGETS)?.update(repository, |rb| {
+        let mut rb = rb.unwrap_or_default();
+        rb.recent.retain(|t| now.saturating_sub(*t) < HOUR_MS);
+        rb.recent.push(now);
+        Some(rb)
+    })?;
     store.flush()
 }
 

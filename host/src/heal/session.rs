@@ -132,6 +132,13 @@ pub(crate) struct Pending {
     breaker_key: String,
 }
 
+impl Pending {
+    /// Whether both are the heal of the same attempt of the same job.
+    pub(crate) fn same_attempt(&self, other: &Pending) -> bool {
+        self.job_id == other.job_id && self.attempt == other.attempt
+    }
+}
+
 /// The key of a job's pending heal: the job as the next run of it will
 /// name it (a new attempt or build keeps platform, repository, name, commit).
 fn pending_key(job: &Job) -> String {
@@ -221,7 +228,7 @@ pub type BackendFor<'a> =
 #[derive(Debug)]
 pub struct Session {
     runtime: Arc<Runtime>,
-    analyzer: Arc<Analyzer>,
+    analyzer: Arc<crate::detect::live::Live>,
     strategies: tokio::sync::Mutex<StrategyCache>,
     dry_run: bool,
 }
@@ -229,6 +236,15 @@ pub struct Session {
 impl Session {
     /// A session; `dry_run` plans and records, and acts on nothing.
     pub fn new(runtime: Arc<Runtime>, analyzer: Arc<Analyzer>, dry_run: bool) -> Session {
+        Session::live(runtime, crate::detect::live::Live::new(analyzer), dry_run)
+    }
+
+    /// A session whose analyzer may be replaced while it runs (the daemon's).
+    pub fn live(
+        runtime: Arc<Runtime>,
+        analyzer: Arc<crate::detect::live::Live>,
+        dry_run: bool,
+    ) -> Session {
         Session {
             runtime,
             analyzer,
@@ -254,10 +270,14 @@ impl Session {
         if p.job_id == job.job_id && job.attempt <= p.attempt {
             return Ok(None);
         }
+        // Taken before it is counted: of two replicas settling the same
+        // completion, one does.
+        if db.tree(Trees::PENDING)?.take(&key)?.is_none() {
+            return Ok(None);
+        }
         breaker::record(db, &p.breaker_key, passed)?;
         stats::record(db, p.category, &p.strategy, passed)?;
         crate::learn::rule_stats::healed(db, &p.rule, &p.strategy, passed)?;
-        db.remove(Trees::PENDING, &key)?;
         count_heal(&p.strategy, if passed { "worked" } else { "did-not-work" });
         Ok(Some(Settled {
             outcome: if passed {
@@ -289,6 +309,7 @@ impl Session {
         let file = std::fs::File::open(failure.log)?;
         let report = self
             .analyzer
+            .get()
             .analyze_with(
                 std::io::BufReader::new(file),
                 job,
@@ -473,22 +494,19 @@ impl Session {
                     }
                 }
                 Outcome::RerunScheduled => {
-                    budget::spend(db, &target.repository, &target.job, &target.commit)?;
-                    db.put(
-                        Trees::PENDING,
+                    let pending = Pending {
+                        job_id: job.job_id.clone(),
+                        attempt: job.attempt,
+                        strategy: step.strategy.clone(),
+                        category,
+                        rule: d.rule.clone().unwrap_or_default(),
+                        breaker_key: breaker::key(&target.repository, &target.job, &step.strategy),
+                    };
+                    budget::spend_once(
+                        db,
                         &pending_key(job),
-                        &Pending {
-                            job_id: job.job_id.clone(),
-                            attempt: job.attempt,
-                            strategy: step.strategy.clone(),
-                            category,
-                            rule: d.rule.clone().unwrap_or_default(),
-                            breaker_key: breaker::key(
-                                &target.repository,
-                                &target.job,
-                                &step.strategy,
-                            ),
-                        },
+                        &pending,
+                        (&target.repository, &target.job, &target.commit),
                     )?;
                     h.rerun = rerun;
                 }

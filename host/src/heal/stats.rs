@@ -36,13 +36,18 @@ pub fn record(
     strategy: &str,
     worked: bool,
 ) -> Result<(), StoreError> {
-    let mut o = get(store, category, strategy)?;
-    if worked {
-        o.successes += 1;
-    } else {
-        o.failures += 1;
-    }
-    store.put(Trees::STATS, &key(category, strategy), &o)
+    store
+        .tree(Trees::STATS)?
+        .update(&key(category, strategy), |o| {
+            let mut o = o.unwrap_or_default();
+            if worked {
+                o.successes += 1;
+            } else {
+                o.failures += 1;
+            }
+            Some(o)
+        })
+        .map(|_| ())
 }
 
 /// Every (category, strategy, outcomes).

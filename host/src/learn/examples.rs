@@ -54,7 +54,9 @@ pub fn all(store: &Store) -> Result<Vec<Example>, StoreError> {
 /// Stores the trained model; it is used from the next analysis on.
 pub fn put_model(store: &Store, model: &Model) -> Result<(), StoreError> {
     store.put(Trees::CLASSIFIER, MODEL_KEY, model)?;
-    store.flush()
+    store.flush()?;
+    store.changed(Trees::CLASSIFIER);
+    Ok(())
 }
 
 /// The stored model, if one was trained here.

@@ -24,23 +24,33 @@ pub struct RuleStats {
 
 /// Notes that `rule` named a failure.
 pub fn fired(store: &Store, rule: &str) -> Result<(), StoreError> {
-    let mut s = store.get(Trees::RULE_STATS, rule)?.unwrap_or_default();
-    s.fired += 1;
-    store.put(Trees::RULE_STATS, rule, &s)
+    store
+        .tree(Trees::RULE_STATS)?
+        .update(rule, |s| {
+            let mut s = s.unwrap_or_default();
+            s.fired += 1;
+            Some(s)
+        })
+        .map(|_| ())
 }
 
 /// Notes the outcome of a heal of a failure named by `rule`.
 pub fn healed(store: &Store, rule: &str, strategy: &str, worked: bool) -> Result<(), StoreError> {
-    let mut s = store.get(Trees::RULE_STATS, rule)?.unwrap_or_default();
-    let e = s.strategies.entry(strategy.to_string()).or_default();
-    if worked {
-        s.healed += 1;
-        e.0 += 1;
-    } else {
-        s.not_healed += 1;
-        e.1 += 1;
-    }
-    store.put(Trees::RULE_STATS, rule, &s)
+    store
+        .tree(Trees::RULE_STATS)?
+        .update(rule, |s| {
+            let mut s = s.unwrap_or_default();
+            let e = s.strategies.entry(strategy.to_string()).or_default();
+            if worked {
+                s.healed += 1;
+                e.0 += 1;
+            } else {
+                s.not_healed += 1;
+                e.1 += 1;
+            }
+            Some(s)
+        })
+        .map(|_| ())
 }
 
 /// Every rule's statistics, most fired first.

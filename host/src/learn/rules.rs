@@ -58,7 +58,9 @@ pub fn put(
         },
     };
     store.put(Trees::RULES, &id, &learned)?;
-    store.flush()
+    store.flush()?;
+    store.changed(Trees::RULES);
+    Ok(())
 }
 
 /// Every learned rule.
@@ -70,6 +72,9 @@ pub fn all(store: &Store) -> Result<Vec<Learned>, StoreError> {
 pub fn remove(store: &Store, id: &str) -> Result<bool, StoreError> {
     let existed = store.remove(Trees::RULES, id)?;
     store.flush()?;
+    if existed {
+        store.changed(Trees::RULES);
+    }
     Ok(existed)
 }
 

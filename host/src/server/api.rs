@@ -157,6 +157,7 @@ pub async fn detect(State(state): State<AppState>, req: Request) -> Response {
     match state
         .daemon
         .analyzer
+        .get()
         .analyze(std::io::Cursor::new(&body[..]), &job, &mut |_| {})
         .await
     {

@@ -13,6 +13,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::StoreError;
+use super::postgres::PgTx;
+use super::raw::{RawIter, RawTree};
 
 /// Why a stored key or value could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -209,14 +211,14 @@ impl<K: Key + ?Sized, V: Value> TreeDef<K, V> {
 
 /// An open tree, typed by its [`TreeDef`]; cheap to clone.
 pub struct Tree<K: ?Sized, V> {
-    tree: sled::Tree,
+    raw: RawTree,
     def: TreeDef<K, V>,
 }
 
 impl<K: ?Sized, V> Clone for Tree<K, V> {
     fn clone(&self) -> Self {
         Tree {
-            tree: self.tree.clone(),
+            raw: self.raw.clone(),
             def: self.def,
         }
     }
@@ -229,17 +231,14 @@ impl<K: ?Sized, V> fmt::Debug for Tree<K, V> {
 }
 
 impl<K: Key + ?Sized, V: Value> Tree<K, V> {
-    /// Opens `def` in `db` (sled creates a tree on first use).
-    pub(super) fn open(db: &sled::Db, def: TreeDef<K, V>) -> Result<Self, StoreError> {
-        Ok(Tree {
-            tree: db.open_tree(def.name)?,
-            def,
-        })
+    /// `def` on a tree of one of the stores.
+    pub(super) fn open(raw: RawTree, def: TreeDef<K, V>) -> Self {
+        Tree { raw, def }
     }
 
     /// The record under `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
-        match self.tree.get(self.def.key_bytes(key))? {
+        match self.raw.get(&self.def.key_bytes(key))? {
             Some(raw) => Ok(Some(self.def.decode_value(&raw)?)),
             None => Ok(None),
         }
@@ -247,28 +246,102 @@ impl<K: Key + ?Sized, V: Value> Tree<K, V> {
 
     /// Whether there is a record under `key`.
     pub fn contains_key(&self, key: &K) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(self.def.key_bytes(key))?)
+        self.raw.contains(&self.def.key_bytes(key))
     }
 
     /// Writes (or replaces) the record under `key`.
     pub fn insert(&self, key: &K, value: &V) -> Result<(), StoreError> {
         let bytes = self.def.encode_value(value)?;
-        self.tree.insert(self.def.key_bytes(key), bytes)?;
-        Ok(())
+        self.raw.insert(&self.def.key_bytes(key), &bytes)
+    }
+
+    /// Writes the record under `key` unless there is one; returns whether
+    /// it wrote. Of several processes trying at once, exactly one does.
+    pub fn insert_new(&self, key: &K, value: &V) -> Result<bool, StoreError> {
+        let bytes = self.def.encode_value(value)?;
+        self.raw.insert_new(&self.def.key_bytes(key), &bytes)
     }
 
     /// Removes the record under `key`; returns whether there was one.
     pub fn remove(&self, key: &K) -> Result<bool, StoreError> {
-        Ok(self.tree.remove(self.def.key_bytes(key))?.is_some())
+        Ok(self.raw.take(&self.def.key_bytes(key))?.is_some())
+    }
+
+    /// Removes the record under `key` and returns it: of several processes
+    /// taking it at once, one gets it.
+    pub fn take(&self, key: &K) -> Result<Option<V>, StoreError> {
+        match self.raw.take(&self.def.key_bytes(key))? {
+            Some(raw) => Ok(Some(self.def.decode_value(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the record under `key` by `f(the record)` (`None` removes
+    /// it) so that concurrent updates, from this process or another replica,
+    /// all count. `f` may run more than once. Returns what was written.
+    pub fn update(
+        &self,
+        key: &K,
+        mut f: impl FnMut(Option<V>) -> Option<V> + Send,
+    ) -> Result<Option<V>, StoreError> {
+        let def = self.def;
+        // Errors inside the closure are kept aside: the raw layer only
+        // knows bytes.
+        let mut failed: Option<StoreError> = None;
+        let written = self.raw.update(&def.key_bytes(key), &mut |old| {
+            let old = match old.map(|b| def.decode_value(b)).transpose() {
+                Ok(v) => v,
+                Err(e) => {
+                    failed = Some(e);
+                    return old.map(<[u8]>::to_vec);
+                }
+            };
+            match f(old).map(|v| def.encode_value(&v)).transpose() {
+                Ok(new) => {
+                    failed = None;
+                    new
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        written.map(|b| def.decode_value(&b)).transpose()
+    }
+
+    /// Takes up to `limit` records, in key order, that `f` claims (given
+    /// the key, it changes the record in place and returns true); records whose bytes
+    /// do not decode are left alone. A record is never claimed by two
+    /// processes at once (see [`RawTree::claim`]).
+    pub fn claim(
+        &self,
+        limit: usize,
+        mut f: impl FnMut(&K::Owned, &mut V) -> bool + Send,
+    ) -> Result<Vec<(K::Owned, V)>, StoreError> {
+        let def = self.def;
+        let claimed = self
+            .raw
+            .claim(def.prefix.as_bytes(), limit, &mut |key, bytes| {
+                let key = def.decode_key(key).ok()?;
+                let mut v = def.decode_value(bytes).ok()?;
+                if !f(&key, &mut v) {
+                    return None;
+                }
+                def.encode_value(&v).ok()
+            })?;
+        claimed
+            .into_iter()
+            .map(|(k, v)| Ok((def.decode_key(&k)?, def.decode_value(&v)?)))
+            .collect()
     }
 
     /// The raw records of this keyspace, in key order.
-    fn raw(&self) -> sled::Iter {
-        if self.def.prefix.is_empty() {
-            self.tree.iter()
-        } else {
-            self.tree.scan_prefix(self.def.prefix.as_bytes())
-        }
+    fn raw(&self) -> RawIter {
+        self.raw.scan(self.def.prefix.as_bytes())
     }
 
     /// Every record with its key, in key order (`.rev()` for newest first
@@ -291,37 +364,48 @@ impl<K: Key + ?Sized, V: Value> Tree<K, V> {
         })
     }
 
+    /// The last `limit` records (newest first in trees keyed by id),
+    /// without reading the others.
+    pub fn last(&self, limit: usize) -> Result<Vec<V>, StoreError> {
+        self.raw
+            .tail(self.def.prefix.as_bytes(), limit)?
+            .iter()
+            .map(|(_, v)| self.def.decode_value(v))
+            .collect()
+    }
+
     /// The record with the smallest key.
     pub fn first(&self) -> Result<Option<(K::Owned, V)>, StoreError> {
         self.iter().next().transpose()
     }
 
-    /// Number of records (sled counts them by walking the tree).
+    /// Number of records (0 when the store cannot say: logged).
     pub fn len(&self) -> usize {
-        if self.def.prefix.is_empty() {
-            self.tree.len()
-        } else {
-            self.raw().count()
+        match self.raw.count(self.def.prefix.as_bytes()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("counting `{}`: {e}", self.def.name);
+                0
+            }
         }
     }
 
     /// Whether there is no record.
     pub fn is_empty(&self) -> bool {
-        self.raw().next().is_none()
+        self.len() == 0
     }
 
     /// Removes every record for which `doomed` says so; returns how many.
     /// Records are removed by their stored key bytes, never re-encoded ones.
     pub fn remove_where(&self, mut doomed: impl FnMut(&V) -> bool) -> Result<usize, StoreError> {
-        let mut n = 0;
+        let mut keys = Vec::new();
         for item in self.raw() {
             let (k, v) = item?;
             if doomed(&self.def.decode_value(&v)?) {
-                self.tree.remove(k)?;
-                n += 1;
+                keys.push(k.to_vec());
             }
         }
-        Ok(n)
+        self.raw.remove_keys(&keys)
     }
 
     /// Removes every record whose key (after the keyspace prefix) starts
@@ -330,23 +414,27 @@ impl<K: Key + ?Sized, V: Value> Tree<K, V> {
         let mut full = Vec::with_capacity(self.def.prefix.len() + prefix.len());
         full.extend_from_slice(self.def.prefix.as_bytes());
         full.extend_from_slice(prefix);
-        let mut n = 0;
-        for item in self.tree.scan_prefix(&full) {
-            let (k, _) = item?;
-            self.tree.remove(k)?;
-            n += 1;
-        }
-        Ok(n)
+        self.raw.remove_prefix(&full)
     }
 }
 
 /// What a [`transaction`]'s closure returns: `?` works on a [`TxTree`]'s
 /// results, and a conflict retries the closure.
-pub type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub type TxResult<T> = Result<T, TxError>;
+
+/// Why a [`transaction`]'s closure stopped: `TxError::Abort(e)` ends the
+/// transaction with `e`, writing nothing.
+pub type TxError = ConflictableTransactionError<StoreError>;
+
+/// Where a [`TxTree`]'s reads and writes go.
+enum TxHandle<'t> {
+    Sled(&'t TransactionalTree),
+    Pg(&'t PgTx<'t>, &'t str),
+}
 
 /// One tree inside a [`transaction`].
 pub struct TxTree<'t, K: ?Sized, V> {
-    tx: &'t TransactionalTree,
+    tx: TxHandle<'t>,
     def: TreeDef<K, V>,
 }
 
@@ -357,9 +445,17 @@ impl<K: ?Sized, V> fmt::Debug for TxTree<'_, K, V> {
 }
 
 impl<K: Key + ?Sized, V: Value> TxTree<'_, K, V> {
+    fn get_raw(&self, key: &K) -> TxResult<Option<IVec>> {
+        let k = self.def.key_bytes(key);
+        match &self.tx {
+            TxHandle::Sled(tx) => Ok(tx.get(k)?),
+            TxHandle::Pg(tx, name) => Ok(tx.get(name, &k)?.map(IVec::from)),
+        }
+    }
+
     /// The record under `key`, as this transaction sees it.
     pub fn get(&self, key: &K) -> TxResult<Option<V>> {
-        match self.tx.get(self.def.key_bytes(key))? {
+        match self.get_raw(key)? {
             Some(raw) => Ok(Some(
                 self.def
                     .decode_value(&raw)
@@ -371,7 +467,7 @@ impl<K: Key + ?Sized, V: Value> TxTree<'_, K, V> {
 
     /// Whether there is a record under `key` (its value is not decoded).
     pub fn contains_key(&self, key: &K) -> TxResult<bool> {
-        Ok(self.tx.get(self.def.key_bytes(key))?.is_some())
+        Ok(self.get_raw(key)?.is_some())
     }
 
     /// Writes (or replaces) the record under `key`.
@@ -380,20 +476,32 @@ impl<K: Key + ?Sized, V: Value> TxTree<'_, K, V> {
             .def
             .encode_value(value)
             .map_err(ConflictableTransactionError::Abort)?;
-        self.tx.insert(self.def.key_bytes(key), bytes)?;
-        Ok(())
+        let k = self.def.key_bytes(key);
+        match &self.tx {
+            TxHandle::Sled(tx) => {
+                tx.insert(k, bytes)?;
+                Ok(())
+            }
+            TxHandle::Pg(tx, name) => tx.insert(name, &k, &bytes),
+        }
     }
 
     /// Removes the record under `key`.
     pub fn remove(&self, key: &K) -> TxResult<()> {
-        self.tx.remove(self.def.key_bytes(key))?;
-        Ok(())
+        let k = self.def.key_bytes(key);
+        match &self.tx {
+            TxHandle::Sled(tx) => {
+                tx.remove(k)?;
+                Ok(())
+            }
+            TxHandle::Pg(tx, name) => tx.remove(name, &k),
+        }
     }
 }
 
-/// Runs `f` on `a` and `b` atomically: every write of `f` or none. sled
-/// may run `f` more than once (on a conflict), so it must not have side
-/// effects outside the two trees.
+/// Runs `f` on `a` and `b` atomically: every write of `f` or none. The
+/// store may run `f` more than once (on a conflict with a concurrent
+/// writer), so it must not have side effects outside the two trees.
 pub fn transaction<K1, V1, K2, V2, R>(
     a: &Tree<K1, V1>,
     b: &Tree<K2, V2>,
@@ -405,15 +513,38 @@ where
     K2: Key + ?Sized,
     V2: Value,
 {
-    (&a.tree, &b.tree)
-        .transaction(|(ta, tb)| {
+    match (&a.raw, &b.raw) {
+        (RawTree::Sled(ta), RawTree::Sled(tb)) => (ta, tb)
+            .transaction(|(ta, tb)| {
+                f(
+                    &TxTree {
+                        tx: TxHandle::Sled(ta),
+                        def: a.def,
+                    },
+                    &TxTree {
+                        tx: TxHandle::Sled(tb),
+                        def: b.def,
+                    },
+                )
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Db(e),
+            }),
+        (RawTree::Pg { pg, name: na }, RawTree::Pg { name: nb, .. }) => pg.transaction(|tx| {
             f(
-                &TxTree { tx: ta, def: a.def },
-                &TxTree { tx: tb, def: b.def },
+                &TxTree {
+                    tx: TxHandle::Pg(tx, na),
+                    def: a.def,
+                },
+                &TxTree {
+                    tx: TxHandle::Pg(tx, nb),
+                    def: b.def,
+                },
             )
-        })
-        .map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e),
-        })
+        }),
+        _ => Err(StoreError::Pg(
+            "a transaction across two different stores".into(),
+        )),
+    }
 }

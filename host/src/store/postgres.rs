@@ -1,0 +1,730 @@
+//! The PostgreSQL store: the same trees as sled, one table, so several
+//! guard replicas can share one database.
+//!
+//! Every tree is a keyspace of table `guard_kv (tree, key, value)`; `bytea`
+//! compares byte by byte as sled does, so key order — and with it "oldest
+//! first" in the queue and "soonest first" in the schedule — is the same
+//! on both stores. Ids come from sequence `guard_ids`. What replicas must
+//! not do twice is done in one statement or one transaction here:
+//! [`Pg::claim`] (`FOR UPDATE SKIP LOCKED`: two replicas never take the
+//! same record), [`Pg::update`] (read-modify-write of one record under its
+//! row lock: budgets and breakers add up across replicas), [`Pg::insert_new`]
+//! (insert-if-absent), [`Pg::take`] (remove and return: one replica
+//! settles a pending heal) and serializable two-tree transactions.
+//!
+//! guard's store interface is synchronous (sled answers from memory). Here
+//! each call is a round trip, run on a small runtime of its own; a caller
+//! on tokio's multi-threaded runtime waits in `block_in_place`, so the
+//! worker hands its other tasks on rather than stalling them.
+//!
+//! Migrations are versioned (`guard_migrations`) and applied at start-up
+//! under an advisory lock, so replicas starting together apply each once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use sled::transaction::ConflictableTransactionError;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::StoreError;
+use super::typed::TxResult;
+
+/// The schema, one migration per entry: (version, what it does, SQL).
+/// Append only: a database remembers which versions it has.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "trees as keyspaces of one table; ids from a sequence",
+    "CREATE TABLE guard_kv (
+         tree  text  NOT NULL,
+         key   bytea NOT NULL,
+         value bytea NOT NULL,
+         PRIMARY KEY (tree, key)
+     );
+     CREATE SEQUENCE guard_ids;",
+)];
+
+/// Any number: the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x6775_6172_645f_6d67;
+
+/// The channel replicas hear each other's changes on (see [`Pg::notify`]).
+pub(super) const CHANNEL: &str = "guard_changes";
+
+/// A connection pool to guard's database.
+pub struct Pg {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    runtime: Runtime,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg").field("url", &self.shown).finish()
+    }
+}
+
+/// The store's own runtime: it drives the connections whatever the caller
+/// runs on. Shut down in the background on drop, because a runtime may not
+/// be dropped where blocking is not allowed (inside another runtime).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Runtime {
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(|r| r.handle())
+    }
+}
+
+fn pg_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Pg(e.to_string())
+}
+
+/// A serialization failure or deadlock: the transaction is to be retried.
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// The first key after every key starting with `prefix` (`None`: no bound).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Hides the password of a `postgres://` URL or a `key=value` string.
+fn shown(url: &str) -> String {
+    if !url.contains("://") {
+        return url
+            .split_whitespace()
+            .map(|kv| match kv.split_once('=') {
+                Some(("password", _)) => "password=***".to_string(),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Rows of one keyspace read at once by [`Pg::claim`].
+const CLAIM_PAGE: i64 = 256;
+
+impl Pg {
+    /// Connects to `url` (a `postgres://` URL or `key=value` string) and
+    /// applies the migrations this database lacks.
+    pub fn connect(url: &str) -> Result<Pg, StoreError> {
+        let shown = shown(url);
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Pg(format!("{shown} is not a PostgreSQL URL: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("guard-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Pg(format!("starting the database runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(pg_err)?;
+        let pg = Pg {
+            pool,
+            config,
+            runtime: Runtime(Some(runtime)),
+            shown,
+        };
+        pg.migrate()
+            .map_err(|e| StoreError::Pg(format!("{}: {e}", pg.shown)))?;
+        Ok(pg)
+    }
+
+    /// The URL without its password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it (see the module
+    /// docs for why waiting is done this way).
+    fn block<F>(&self, fut: F) -> Result<F::Output, StoreError>
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let handle = self
+            .runtime
+            .handle()
+            .ok_or_else(|| StoreError::Pg("the database runtime is gone".into()))?;
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                Ok(tokio::task::block_in_place(|| handle.block_on(fut)))
+            }
+            // A single-threaded runtime cannot lend its thread: wait on
+            // another one (it stalls that runtime for the round trip).
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| handle.block_on(fut))
+                    .join()
+                    .map_err(|_| StoreError::Pg("a database call panicked".into()))
+            }),
+            Err(_) => Ok(handle.block_on(fut)),
+        }
+    }
+
+    /// Runs `f` with a pooled connection.
+    fn with<T, F>(
+        &self,
+        f: impl FnOnce(deadpool_postgres::Object) -> F + Send,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
+        self.block(async {
+            let client = self.pool.get().await.map_err(pg_err)?;
+            f(client).await.map_err(pg_err)
+        })?
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.block(async {
+            let mut client = self.pool.get().await.map_err(pg_err)?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(pg_err)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS guard_migrations (
+                     version    integer PRIMARY KEY,
+                     name       text NOT NULL,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 )",
+            )
+            .await
+            .map_err(pg_err)?;
+            let row = tx
+                .query_one("SELECT coalesce(max(version), 0) FROM guard_migrations", &[])
+                .await
+                .map_err(pg_err)?;
+            let have: i32 = row.get(0);
+            let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+            if have > newest {
+                return Err(StoreError::Pg(format!(
+                    "the database's schema is version {have}, newer than this guard's ({newest}): upgrade guard"
+                )));
+            }
+            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| StoreError::Pg(format!("migration {version} ({name}): {e}")))?;
+                tx.execute(
+                    "INSERT INTO guard_migrations (version, name) VALUES ($1, $2)",
+                    &[version, name],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)
+        })?
+    }
+
+    /// The schema versions applied, oldest first.
+    pub fn migrations(&self) -> Result<Vec<i32>, StoreError> {
+        self.with(|c| async move {
+            let rows = c
+                .query("SELECT version FROM guard_migrations ORDER BY version", &[])
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// A new id, increasing across every replica.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        self.with(|c| async move {
+            let row = c.query_one("SELECT nextval('guard_ids')", &[]).await?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    pub(super) fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT value FROM guard_kv WHERE tree = $1 AND key = $2",
+                    &[&tree, &key],
+                )
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    pub(super) fn insert(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| async move {
+            c.execute(
+                "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&tree, &key, &value],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// Inserts unless the key exists; returns whether it inserted.
+    pub(super) fn insert_new(
+        &self,
+        tree: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.with(|c| async move {
+            let n = c
+                .execute(
+                    "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (tree, key) DO NOTHING",
+                    &[&tree, &key, &value],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Removes a record and returns its value.
+    pub(super) fn take(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| async move {
+            let row = c
+                .query_opt(
+                    "DELETE FROM guard_kv WHERE tree = $1 AND key = $2 RETURNING value",
+                    &[&tree, &key],
+                )
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// The records whose keys start with `prefix`, in key order (or the
+    /// reverse), at most `limit`.
+    pub(super) fn scan(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        reverse: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let end = prefix_end(prefix);
+        let order = if reverse { "DESC" } else { "ASC" };
+        let limit = limit.map_or(i64::MAX, |l| l.min(i64::MAX as usize) as i64);
+        let sql = format!(
+            "SELECT key, value FROM guard_kv
+             WHERE tree = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+             ORDER BY key {order} LIMIT $4"
+        );
+        self.with(|c| async move {
+            let rows = c.query(&sql, &[&tree, &prefix, &end, &limit]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    /// How many records have keys starting with `prefix`.
+    pub(super) fn count(&self, tree: &str, prefix: &[u8]) -> Result<usize, StoreError> {
+        let end = prefix_end(prefix);
+        self.with(|c| async move {
+            let row = c
+                .query_one(
+                    "SELECT count(*) FROM guard_kv
+                     WHERE tree = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)",
+                    &[&tree, &prefix, &end],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0) as usize)
+        })
+    }
+
+    /// Removes the records whose keys start with `prefix`; returns how many.
+    pub(super) fn remove_prefix(&self, tree: &str, prefix: &[u8]) -> Result<usize, StoreError> {
+        let end = prefix_end(prefix);
+        self.with(|c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM guard_kv
+                     WHERE tree = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)",
+                    &[&tree, &prefix, &end],
+                )
+                .await?;
+            Ok(n as usize)
+        })
+    }
+
+    /// Removes these keys; returns how many existed.
+    pub(super) fn remove_keys(&self, tree: &str, keys: &[Vec<u8>]) -> Result<usize, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.with(|c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM guard_kv WHERE tree = $1 AND key = ANY($2)",
+                    &[&tree, &keys],
+                )
+                .await?;
+            Ok(n as usize)
+        })
+    }
+
+    /// Replaces the record under `key` by `f(its value)` (`None` removes
+    /// it) while holding its row lock, so concurrent updates from several
+    /// replicas all count. `f` may run more than once.
+    pub(super) fn update(
+        &self,
+        tree: &str,
+        key: &[u8],
+        f: &mut (dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + Send),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.block(async {
+            loop {
+                let mut client = self.pool.get().await.map_err(pg_err)?;
+                let tx = client.transaction().await.map_err(pg_err)?;
+                let old: Option<Vec<u8>> = tx
+                    .query_opt(
+                        "SELECT value FROM guard_kv WHERE tree = $1 AND key = $2 FOR UPDATE",
+                        &[&tree, &key],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| r.get(0));
+                let new = f(old.as_deref());
+                let written = match (&old, &new) {
+                    (Some(_), Some(v)) => tx
+                        .execute(
+                            "UPDATE guard_kv SET value = $3 WHERE tree = $1 AND key = $2",
+                            &[&tree, &key, v],
+                        )
+                        .await
+                        .map_err(pg_err)?,
+                    (Some(_), None) => tx
+                        .execute(
+                            "DELETE FROM guard_kv WHERE tree = $1 AND key = $2",
+                            &[&tree, &key],
+                        )
+                        .await
+                        .map_err(pg_err)?,
+                    // Absent rows cannot be locked: a concurrent first
+                    // insert shows as nothing inserted, and the loop reads
+                    // the winner's record.
+                    (None, Some(v)) => tx
+                        .execute(
+                            "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
+                             ON CONFLICT (tree, key) DO NOTHING",
+                            &[&tree, &key, v],
+                        )
+                        .await
+                        .map_err(pg_err)?,
+                    (None, None) => return Ok(None),
+                };
+                if written == 0 {
+                    continue;
+                }
+                tx.commit().await.map_err(pg_err)?;
+                return Ok(new);
+            }
+        })?
+    }
+
+    /// Takes up to `limit` records of the keyspace `prefix`, oldest key
+    /// first, that `f` claims (it returns the record's new value), skipping
+    /// records another replica holds locked right now; `f` runs once per
+    /// record looked at. Returns the claimed keys and their new values.
+    pub(super) fn claim(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        limit: usize,
+        f: &mut (dyn FnMut(&[u8], &[u8]) -> Option<Vec<u8>> + Send),
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let end = prefix_end(prefix);
+        self.block(async {
+            let mut client = self.pool.get().await.map_err(pg_err)?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let mut claimed = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            while claimed.len() < limit {
+                let rows = tx
+                    .query(
+                        "SELECT key, value FROM guard_kv
+                         WHERE tree = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+                           AND ($4::bytea IS NULL OR key > $4)
+                         ORDER BY key LIMIT $5
+                         FOR UPDATE SKIP LOCKED",
+                        &[&tree, &prefix, &end, &after, &CLAIM_PAGE],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let page = rows.len();
+                for row in rows {
+                    let key: Vec<u8> = row.get(0);
+                    let value: Vec<u8> = row.get(1);
+                    if claimed.len() < limit
+                        && let Some(new) = f(&key, &value)
+                    {
+                        tx.execute(
+                            "UPDATE guard_kv SET value = $3 WHERE tree = $1 AND key = $2",
+                            &[&tree, &key, &new],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                        claimed.push((key.clone(), new));
+                    }
+                    after = Some(key);
+                }
+                if (page as i64) < CLAIM_PAGE {
+                    break;
+                }
+            }
+            tx.commit().await.map_err(pg_err)?;
+            Ok(claimed)
+        })?
+    }
+
+    /// Runs `f` in one serializable transaction, again from the start when
+    /// PostgreSQL reports a conflict with a concurrent one.
+    pub(super) fn transaction<R>(
+        &self,
+        f: impl Fn(&PgTx<'_>) -> TxResult<R>,
+    ) -> Result<R, StoreError> {
+        let mut conflicts = 0u32;
+        loop {
+            let mut client = self.block(self.pool.get())?.map_err(pg_err)?;
+            let tx = self
+                .block(
+                    client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::Serializable)
+                        .start(),
+                )?
+                .map_err(pg_err)?;
+            let ptx = PgTx { pg: self, tx };
+            let conflict = match f(&ptx) {
+                Ok(r) => match self.block(ptx.tx.commit())? {
+                    Ok(()) => return Ok(r),
+                    Err(e) if is_conflict(&e) => true,
+                    Err(e) => return Err(pg_err(e)),
+                },
+                Err(ConflictableTransactionError::Abort(e)) => {
+                    self.block(ptx.tx.rollback())?.map_err(pg_err)?;
+                    return Err(e);
+                }
+                Err(ConflictableTransactionError::Conflict) => {
+                    // Rolled back when the transaction is dropped.
+                    drop(ptx);
+                    true
+                }
+                Err(ConflictableTransactionError::Storage(e)) => return Err(StoreError::Db(e)),
+            };
+            if conflict {
+                conflicts += 1;
+                if conflicts > 50 {
+                    return Err(StoreError::Pg(
+                        "a transaction kept conflicting with concurrent ones".into(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(u64::from(conflicts.min(20))));
+            }
+        }
+    }
+
+    /// Tells every replica listening that `tree` changed.
+    pub(super) fn notify(&self, tree: &str) -> Result<(), StoreError> {
+        self.with(|c| async move {
+            c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &tree])
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Listens on [`CHANNEL`] on a connection of its own and forwards each
+    /// payload (a tree's name) to `tx`, reconnecting after a lost
+    /// connection, for as long as the store's runtime lives.
+    pub(super) fn listen(self: &Arc<Self>, tx: tokio::sync::broadcast::Sender<String>) {
+        let Some(handle) = self.runtime.handle() else {
+            return;
+        };
+        let config = self.config.clone();
+        let shown = self.shown.clone();
+        handle.spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match listen_once(&config, &tx).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!("listening for changes on {shown}: {e}");
+                        let wait = crate::backoff::exponential(500, failures.min(6), 6);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One listening connection's life: `Ok` when the server closed it.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    tx: &tokio::sync::broadcast::Sender<String>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (msgs_tx, mut msgs) = tokio::sync::mpsc::unbounded_channel();
+    // The connection delivers notifications only to whoever polls it.
+    let driver = tokio::spawn(async move {
+        while let Some(m) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match m {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    let _ = msgs_tx.send(Ok(n.payload().to_string()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = msgs_tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Changes made while the connection was down are not heard: tell
+    // listeners to re-read everything. (Nobody listening is no error.)
+    let _ = tx.send(String::new());
+    let result = loop {
+        match msgs.recv().await {
+            Some(Ok(tree)) => {
+                let _ = tx.send(tree);
+            }
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+        }
+    };
+    driver.abort();
+    result
+}
+
+/// One transaction of [`Pg::transaction`].
+pub(super) struct PgTx<'c> {
+    pg: &'c Pg,
+    tx: deadpool_postgres::Transaction<'c>,
+}
+
+impl PgTx<'_> {
+    fn run<T: Send>(
+        &self,
+        fut: impl Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    ) -> TxResult<T> {
+        match self.pg.block(fut) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if is_conflict(&e) => Err(ConflictableTransactionError::Conflict),
+            Ok(Err(e)) => Err(ConflictableTransactionError::Abort(pg_err(e))),
+            Err(e) => Err(ConflictableTransactionError::Abort(e)),
+        }
+    }
+
+    pub(super) fn get(&self, tree: &str, key: &[u8]) -> TxResult<Option<Vec<u8>>> {
+        self.run(async {
+            let row = self
+                .tx
+                .query_opt(
+                    "SELECT value FROM guard_kv WHERE tree = $1 AND key = $2",
+                    &[&tree, &key],
+                )
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    pub(super) fn insert(&self, tree: &str, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.run(async {
+            self.tx
+                .execute(
+                    "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&tree, &key, &value],
+                )
+                .await
+                .map(|_| ())
+        })
+    }
+
+    pub(super) fn remove(&self, tree: &str, key: &[u8]) -> TxResult<()> {
+        self.run(async {
+            self.tx
+                .execute(
+                    "DELETE FROM guard_kv WHERE tree = $1 AND key = $2",
+                    &[&tree, &key],
+                )
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_bound_exactly_the_keys_with_the_prefix() {
+        assert_eq!(prefix_end(b"job\x1f"), Some(b"job\x20".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            shown("postgres://guard:s3cret@db:5432/guard"),
+            "postgres://guard:***@db:5432/guard"
+        );
+        assert_eq!(
+            shown("postgres://guard@db/guard"),
+            "postgres://guard@db/guard"
+        );
+        assert_eq!(
+            shown("host=db user=guard password=x"),
+            "host=db user=guard password=***"
+        );
+    }
+}
