@@ -9,6 +9,9 @@
 //!
 //! Run with `cargo bench -p guard --bench daemon`; `GUARD_BENCH_RATE`
 //! (events/s, default 50) and `GUARD_BENCH_SECS` (default 10) change the load.
+//! `GUARD_BENCH_STORE_URL=postgres://…` runs the daemon on PostgreSQL, and
+//! `GUARD_BENCH_REPLICAS=2` runs that many daemons on it in this process,
+//! each with its own listener, the webhooks spread round-robin.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,17 +104,35 @@ fn main() {
         };
         let cache = tempfile::tempdir().expect("tempdir");
         let data = tempfile::tempdir().expect("tempdir");
-        let mut runtime = Runtime::new(Arc::new(config.clone()), Store::open(data.path()).expect("db"), Some(cache.path().to_path_buf()))
-            .expect("runtime");
-        assert!(runtime.load_embedded().await.is_empty());
-        let daemon = Daemon::new(Arc::new(runtime), Platforms::from_config(&config).expect("platforms"), false).expect("daemon");
-        daemon.start();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/webhooks/github", listener.local_addr().expect("addr"));
-        let app = guard::server::router(daemon.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve")
-        });
+        let store_url = std::env::var("GUARD_BENCH_STORE_URL").ok().filter(|u| !u.is_empty());
+        let replicas: usize = std::env::var("GUARD_BENCH_REPLICAS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+        assert!(replicas == 1 || store_url.is_some(), "replicas share a PostgreSQL store: set GUARD_BENCH_STORE_URL");
+        let mut daemons = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..replicas {
+            let store = match &store_url {
+                Some(u) => Store::connect(u).expect("PostgreSQL"),
+                None => Store::open(data.path()).expect("db"),
+            };
+            let mut runtime = Runtime::new(Arc::new(config.clone()), store, Some(cache.path().to_path_buf()))
+                .expect("runtime");
+            assert!(runtime.load_embedded().await.is_empty());
+            let daemon = Daemon::new(Arc::new(runtime), Platforms::from_config(&config).expect("platforms"), false).expect("daemon");
+            daemon.start();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            urls.push(format!("http://{}/webhooks/github", listener.local_addr().expect("addr")));
+            let app = guard::server::router(daemon.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve")
+            });
+            daemons.push(daemon);
+        }
+        let daemon = daemons[0].clone();
+        // A shared database may hold earlier runs' records: count from here,
+        // with ids of this run's own.
+        let before = daemon.queue.jobs_count();
+        let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        println!("store: {} ({replicas} replica(s))", daemon.runtime.db().describe());
         let template: serde_json::Value = serde_json::json!({
             "action": "completed",
             "workflow_job": { "id": 0, "run_id": 1, "name": "build", "run_attempt": 1, "conclusion": "failure",
@@ -128,19 +149,19 @@ fn main() {
         for i in 0..total {
             tick.tick().await;
             let mut body = template.clone();
-            body["workflow_job"]["id"] = (1_000_000 + i).into();
+            body["workflow_job"]["id"] = (run * 10_000_000 + i).into();
             // One repository per event: budgets per repository would otherwise
             // turn most heals into "budget spent" after the first twenty.
-            body["repository"]["full_name"] = format!("bench/repo-{i}").into();
+            body["repository"]["full_name"] = format!("bench/repo-{run}-{i}").into();
             let bytes = serde_json::to_vec(&body).expect("json");
             let sig = guard::intake::github::sign(&bytes, SECRET);
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url) = (client.clone(), urls[i as usize % urls.len()].clone());
             handles.push(tokio::spawn(async move {
                 let t = Instant::now();
                 let r = client
                     .post(&url)
                     .header("x-github-event", "workflow_job")
-                    .header("x-github-delivery", format!("bench-{i}"))
+                    .header("x-github-delivery", format!("bench-{run}-{i}"))
                     .header("x-hub-signature-256", sig)
                     .body(bytes)
                     .send()
@@ -156,10 +177,10 @@ fn main() {
         }
         let sent_in = started.elapsed();
         let deadline = Instant::now() + Duration::from_secs(120);
-        while daemon.queue.jobs_count() < total as usize && Instant::now() < deadline {
+        while daemon.queue.jobs_count() < before + total as usize && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let decided = daemon.queue.jobs_count();
+        let decided = daemon.queue.jobs_count() - before;
         if decided < total as usize {
             let waiting = daemon.queue.waiting(3).unwrap_or_default();
             let dead = daemon.queue.dead_letters(3).unwrap_or_default();

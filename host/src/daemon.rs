@@ -64,6 +64,7 @@ impl Daemon {
         dry_run: bool,
     ) -> Result<Arc<Daemon>, StoreError> {
         let (analyzer, _) = Analyzer::new(runtime.clone());
+        platforms.share_quota(runtime.db());
         let queue = Queue::open(runtime.db())?;
         let schedule = Schedule::open(runtime.db())?;
         let shared = runtime.db().is_shared();

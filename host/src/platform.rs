@@ -94,6 +94,11 @@ pub struct Download {
 /// What guard needs from a CI platform.
 #[async_trait]
 pub trait Adapter: Send + Sync + std::fmt::Debug {
+    /// Shares used-up quotas through `store` with other replicas (see
+    /// [`client`]'s module docs).
+    fn share_quota(&self, store: &crate::store::Store) {
+        let _ = store;
+    }
     /// Which platform this is.
     fn platform(&self) -> Platform;
     /// Downloads `job`'s log into `dest`, at most `max_bytes` (the end is cut).
@@ -155,6 +160,16 @@ impl Platforms {
                 None => None,
             },
         })
+    }
+
+    /// Shares every adapter's used-up quotas through `store`.
+    pub fn share_quota(&self, store: &crate::store::Store) {
+        for a in [&self.github, &self.gitlab, &self.jenkins]
+            .into_iter()
+            .flatten()
+        {
+            a.share_quota(store);
+        }
     }
 
     /// The adapter for `platform`.

@@ -96,6 +96,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/detect", post(api::detect))
         .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(server.max_body_bytes))

@@ -276,6 +276,14 @@ impl Store {
         }
     }
 
+    /// Whether the database answers (PostgreSQL: a round trip).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Pg(pg) => pg.ping(),
+        }
+    }
+
     /// Whether this is a throw-away database.
     pub fn is_temporary(&self) -> bool {
         self.temporary

@@ -557,6 +557,8 @@ async fn the_json_api_health_and_metrics() {
     );
     let (s, body) = h.send(get("/healthz")).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, Some("ok\n")));
+    let (s, body) = h.send(get("/readyz")).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, Some("ready\n")));
     let (s, m) = h.send(get("/metrics")).await;
     assert_eq!(s, StatusCode::OK);
     let text = m.as_str().unwrap();

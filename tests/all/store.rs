@@ -291,3 +291,32 @@ async fn a_bad_url_or_an_unreachable_server_is_a_clear_error() {
     assert!(e.contains("127.0.0.1:1"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_server_is_gone_says_so_and_recovers_nothing_silently() {
+    let Some(pg) = PgServer::start().await else {
+        return;
+    };
+    let url = pg.fresh_database("gone");
+    let s = tokio::task::spawn_blocking(move || Store::connect(&url).unwrap())
+        .await
+        .unwrap();
+    s.ping().unwrap();
+    s.put(Trees::DELIVERIES, "d", &1).unwrap();
+    drop(pg);
+    // Readiness (/readyz) fails, and so does every read and write: an
+    // error, never a default that would look like an empty queue.
+    let s2 = s.clone();
+    let (ping, get, put) = tokio::task::spawn_blocking(move || {
+        (
+            s2.ping(),
+            s2.get(Trees::DELIVERIES, "d"),
+            s2.put(Trees::DELIVERIES, "e", &2),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ping.is_err());
+    assert!(get.is_err(), "{get:?}");
+    assert!(put.is_err());
+}

@@ -7,14 +7,18 @@
 //! [`PlatformError::RateLimited`] otherwise (the event is then retried
 //! later by the queue). A response saying the quota is used up blocks the
 //! next requests until the reset, so guard does not spend its last calls
-//! on errors. Server errors are retried for GET and DELETE only: a POST
+//! on errors. With a store to share it ([`Client::share_quota`]: the
+//! daemon's), that block is recorded there too, so replicas on one
+//! PostgreSQL database wait it out together rather than each spending the
+//! token's last calls. Server errors are retried for GET and DELETE only: a POST
 //! that failed with a 502 may still have re-run the job.
 //!
 //! Credentials are only ever put in request headers; errors and logs name
 //! the method and path, never the query, host credentials or tokens.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -61,7 +65,16 @@ pub struct Client {
     auth: Auth,
     platform: &'static str,
     blocked_until: Mutex<Option<Instant>>,
+    /// Where every replica records a used-up quota.
+    shared: OnceLock<crate::store::Store>,
+    /// The shared block as last read (ms since the epoch), and when it was
+    /// read: the store is asked at most once a second.
+    shared_until_ms: AtomicU64,
+    shared_read_ms: AtomicU64,
 }
+
+/// How often the shared quota block is read again.
+const SHARED_READ_EVERY_MS: u64 = 1_000;
 
 impl Client {
     /// A client for `base` (no trailing slash needed).
@@ -84,7 +97,63 @@ impl Client {
             auth,
             platform,
             blocked_until: Mutex::new(None),
+            shared: OnceLock::new(),
+            shared_until_ms: AtomicU64::new(0),
+            shared_read_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Records used-up quotas in `store`, and waits for those other
+    /// processes recorded there (the first store given is kept).
+    pub fn share_quota(&self, store: &crate::store::Store) {
+        let _ = self.shared.set(store.clone());
+    }
+
+    fn quota_key(&self) -> String {
+        format!("{}\u{1f}{}", self.platform, self.base)
+    }
+
+    /// Until when (ms since the epoch) another process found the quota
+    /// used up, if later than now.
+    fn shared_block(&self) -> Option<u64> {
+        let store = self.shared.get()?;
+        let now = epoch_ms();
+        if now.saturating_sub(self.shared_read_ms.load(Ordering::Relaxed)) >= SHARED_READ_EVERY_MS {
+            self.shared_read_ms.store(now, Ordering::Relaxed);
+            match store.get(crate::store::Trees::RATE_LIMITS, &self.quota_key()) {
+                Ok(until) => self
+                    .shared_until_ms
+                    .store(until.unwrap_or(0), Ordering::Relaxed),
+                Err(e) => tracing::debug!("reading the shared rate limit: {e}"),
+            }
+        }
+        let until = self.shared_until_ms.load(Ordering::Relaxed);
+        (until > now).then_some(until)
+    }
+
+    /// Blocks requests for `wait`, here and (when shared) in every replica.
+    fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        match self.blocked_until.lock() {
+            Ok(mut g) => *g = Some(until),
+            Err(p) => *p.into_inner() = Some(until),
+        }
+        let Some(store) = self.shared.get() else {
+            return;
+        };
+        let until_ms = epoch_ms() + wait.as_millis() as u64;
+        self.shared_until_ms.fetch_max(until_ms, Ordering::Relaxed);
+        let written = store.tree(crate::store::Trees::RATE_LIMITS).and_then(|t| {
+            t.update(&self.quota_key(), |old| {
+                Some(old.unwrap_or(0).max(until_ms))
+            })
+        });
+        if let Err(e) = written {
+            tracing::warn!(
+                "sharing the {} rate limit with other replicas: {e}",
+                self.platform
+            );
+        }
     }
 
     /// The absolute URL of `path` (which starts with `/`).
@@ -147,6 +216,7 @@ impl Client {
                 return Ok(resp);
             }
             if let Some(wait) = rate_limit_wait(&resp) {
+                self.block_for(wait);
                 if wait > MAX_WAIT || attempt + 1 == ATTEMPTS {
                     return Err(PlatformError::RateLimited {
                         platform: self.platform,
@@ -247,10 +317,15 @@ impl Client {
     }
 
     async fn wait_for_quota(&self) -> Result<(), PlatformError> {
-        let until = match self.blocked_until.lock() {
+        let mut until = match self.blocked_until.lock() {
             Ok(g) => *g,
             Err(p) => *p.into_inner(),
         };
+        if let Some(shared) = self.shared_block() {
+            let wait = Duration::from_millis(shared.saturating_sub(epoch_ms()));
+            let shared = Instant::now() + wait;
+            until = Some(until.map_or(shared, |u| u.max(shared)));
+        }
         if let Some(until) = until {
             let now = Instant::now();
             if until > now {
@@ -278,13 +353,13 @@ impl Client {
         if remaining == Some(0)
             && let Some(wait) = reset_wait(resp)
         {
-            let until = Instant::now() + wait;
-            match self.blocked_until.lock() {
-                Ok(mut g) => *g = Some(until),
-                Err(p) => *p.into_inner() = Some(until),
-            }
+            self.block_for(wait);
         }
     }
+}
+
+fn epoch_ms() -> u64 {
+    crate::store::now_ms()
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -347,4 +422,63 @@ async fn error_message(resp: Response) -> String {
         })
         .unwrap_or(text);
     crate::intake::clip(msg.trim(), 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A platform answering every request "rate limited for an hour",
+    /// counting the requests.
+    async fn limited() -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "3600")],
+                    "slow down",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quota_one_replica_used_up_is_waited_out_by_the_others() {
+        let (url, hits) = limited().await;
+        let store = crate::store::Store::temporary().unwrap();
+        let a = Client::new("github", &url, Auth::None).unwrap();
+        let b = Client::new("github", &url, Auth::None).unwrap();
+        a.share_quota(&store);
+        b.share_quota(&store);
+        async fn get(c: &Client) -> Result<Response, PlatformError> {
+            c.send(Method::GET, "/repos/o/r", &|r| r).await
+        }
+        assert!(matches!(
+            get(&a).await,
+            Err(PlatformError::RateLimited { .. })
+        ));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // The other replica does not spend a call to learn the same.
+        match get(&b).await {
+            Err(PlatformError::RateLimited {
+                retry_after_secs, ..
+            }) => assert!(retry_after_secs > 3000, "{retry_after_secs}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "b asked the platform");
+        // A client that shares nothing asks (and learns it the hard way).
+        let lone = Client::new("github", &url, Auth::None).unwrap();
+        assert!(get(&lone).await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
 }

@@ -124,6 +124,10 @@ impl GitHub {
 
 #[async_trait]
 impl Adapter for GitHub {
+    fn share_quota(&self, store: &crate::store::Store) {
+        self.client.share_quota(store);
+    }
+
     fn platform(&self) -> Platform {
         Platform::Github
     }

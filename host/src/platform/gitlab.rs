@@ -171,6 +171,10 @@ impl GitLab {
 
 #[async_trait]
 impl Adapter for GitLab {
+    fn share_quota(&self, store: &crate::store::Store) {
+        self.client.share_quota(store);
+    }
+
     fn platform(&self) -> Platform {
         Platform::Gitlab
     }

@@ -336,6 +336,10 @@ impl Jenkins {
 
 #[async_trait]
 impl Adapter for Jenkins {
+    fn share_quota(&self, store: &crate::store::Store) {
+        self.client.share_quota(store);
+    }
+
     fn platform(&self) -> Platform {
         Platform::Jenkins
     }

@@ -49,6 +49,22 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `GET /readyz`: 200 when the database answers (a replica cut off from
+/// PostgreSQL takes no webhooks it could not queue), else 503.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.daemon.runtime.db().ping() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!("not ready: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer\n",
+            )
+                .into_response()
+        }
+    }
+}
+
 /// `GET /api/status`: queue, dead letters, schedule, breakers, budgets,
 /// strategy statistics and plugin health.
 pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -274,6 +274,11 @@ impl Pg {
         })
     }
 
+    /// One round trip.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| async move { c.execute("SELECT 1", &[]).await.map(|_| ()) })
+    }
+
     /// A new id, increasing across every replica.
     pub fn next_id(&self) -> Result<u64, StoreError> {
         self.with(|c| async move {

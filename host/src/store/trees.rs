@@ -82,6 +82,9 @@ impl Trees {
     /// configured) → when the last catch-up pass that listed it without
     /// error started (ms, u64 BE, not JSON): its watermark.
     pub const CATCH_UP: TreeDef<str, u64> = TreeDef::new("catch_up");
+    /// `rate_limits`: `platform␟API base URL` → until when (ms, u64 BE,
+    /// not JSON) its quota is used up: every replica waits it out.
+    pub const RATE_LIMITS: TreeDef<str, u64> = TreeDef::new("rate_limits");
 }
 
 /// `kv/<plugin-id>`: the name of a plugin's private tree. Its keys and
