@@ -12,6 +12,7 @@
 //! `GUARD_BENCH_STORE_URL=postgres://…` runs the daemon on PostgreSQL, and
 //! `GUARD_BENCH_REPLICAS=2` runs that many daemons on it in this process,
 //! each with its own listener, the webhooks spread round-robin.
+//! `GUARD_BENCH_WORKERS` sets `[server] workers` (default 4).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,7 +100,11 @@ fn main() {
             }),
             heal: Heal { backoff_base_secs: 0, ..Heal::default() },
             // One client sends everything: the per-client limit would be the bottleneck.
-            server: guard::config::Server { rate_limit_per_minute: 10_000_000, ..Default::default() },
+            server: guard::config::Server {
+                rate_limit_per_minute: 10_000_000,
+                workers: std::env::var("GUARD_BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
+                ..Default::default()
+            },
             ..Config::default()
         };
         let cache = tempfile::tempdir().expect("tempdir");

@@ -201,6 +201,10 @@ impl Daemon {
                     Vec::new()
                 }
             };
+            // A full claim may have left more: the next completion wakes
+            // the loop. Only an idle queue is read for its next retry
+            // time (reading it after every event made a backlog quadratic).
+            let idle = due.len() < free;
             for ev in due {
                 let permit = tokio::select! {
                     p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -264,10 +268,15 @@ impl Daemon {
                     d.wake.notify_one();
                 });
             }
-            let wait = match self.queue.next_retry_ms() {
-                Ok(Some(at)) => at.saturating_sub(now_ms()).clamp(20, 5_000),
+            let mut wait = match idle.then(|| self.queue.next_retry_ms()) {
+                Some(Ok(Some(at))) => at.saturating_sub(now_ms()).clamp(20, 5_000),
                 _ => 5_000,
             };
+            if self.runtime.db().is_shared() {
+                // Other replicas queue events without waking this one, and
+                // a dead replica's claims run out: look again each second.
+                wait = wait.min(1_000);
+            }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}

@@ -428,10 +428,6 @@ impl Store {
     /// them already covered returns at once (see [`GroupCommit`]).
     pub async fn flush_async(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
-        // PostgreSQL committed each write before it returned.
-        let Backend::Sled(db) = &self.backend else {
-            return Ok(());
-        };
         // The ticket is taken after this caller's writes: a flush that
         // starts after reading a later ticket count covers them.
         let ticket = self.commits.requested.fetch_add(1, Ordering::SeqCst) + 1;
@@ -440,8 +436,8 @@ impl Store {
             return Ok(());
         }
         let covers = self.commits.requested.load(Ordering::SeqCst);
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
         self.commits.done.fetch_max(covers, Ordering::SeqCst);
@@ -449,9 +445,15 @@ impl Store {
     }
 
     /// Writes everything to disk now (before acknowledging work elsewhere).
+    /// PostgreSQL commits writes without waiting for its disk (as sled
+    /// writes to memory first); this waits until every write committed
+    /// before it is on the server's disk (see `store/postgres.rs`).
     pub fn flush(&self) -> Result<(), StoreError> {
-        if let Backend::Sled(db) = &self.backend {
-            db.flush()?;
+        match &self.backend {
+            Backend::Sled(db) => {
+                db.flush()?;
+            }
+            Backend::Pg(pg) => pg.flush()?,
         }
         Ok(())
     }

@@ -46,17 +46,22 @@ async fn trees_keep_order_keyspaces_and_transactions_as_sled_does() {
     assert!(s.is_shared() && !Store::temporary().unwrap().is_shared());
     // Both replicas started on an empty database at once: the schema was
     // applied once, under the advisory lock.
-    assert_eq!(s.migrations().unwrap(), [1]);
+    assert_eq!(s.migrations().unwrap(), [1, 2]);
     assert_eq!(
         pg.psql("trees", "select count(*) from guard_migrations"),
-        "1"
+        "2"
     );
 
-    // Ids increase across replicas.
-    let a = s.generate_id().unwrap();
-    let b = other.generate_id().unwrap();
-    let c = s.generate_id().unwrap();
-    assert!(a < b && b < c, "{a} {b} {c}");
+    // Ids are unique across replicas and increase within each.
+    let mut seen = HashSet::new();
+    let (mut last_s, mut last_o) = (0, 0);
+    for _ in 0..200 {
+        let a = s.generate_id().unwrap();
+        let b = other.generate_id().unwrap();
+        assert!(a > last_s && b > last_o, "{a} {b}");
+        assert!(seen.insert(a) && seen.insert(b), "{a} {b} handed out twice");
+        (last_s, last_o) = (a, b);
+    }
 
     // Keyspaces of one tree, in byte order.
     for (k, v) in [("b", 2u64), ("a", 1), ("c\u{1f}x", 3)] {
