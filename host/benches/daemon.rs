@@ -97,6 +97,7 @@ fn main() {
                 webhook_secret: Some(SECRET.into()),
                 annotate: GitHubAnnotate::CommitComment,
                 repositories: Vec::new(),
+                app: None,
             }),
             heal: Heal { backoff_base_secs: 0, ..Heal::default() },
             // One client sends everything: the per-client limit would be the bottleneck.

@@ -180,6 +180,34 @@ pub struct GitHub {
     /// webhooks sent while the daemon was down are not sent again.
     #[serde(default)]
     pub repositories: Vec<String>,
+    /// guard as a GitHub App: catch-up then also asks GitHub to redeliver
+    /// the App's webhook deliveries guard missed.
+    #[serde(default)]
+    pub app: Option<GitHubApp>,
+}
+
+/// `[github.app]`: the App guard's webhooks come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubApp {
+    /// The App's id (its settings page, "App ID").
+    pub id: u64,
+    /// Its private key (PEM), e.g. `"${GITHUB_APP_KEY}"`; or
+    pub private_key: Option<String>,
+    /// a file holding it (a mounted Secret).
+    pub private_key_file: Option<PathBuf>,
+}
+
+impl GitHubApp {
+    /// The private key's PEM text, from whichever of the two is set.
+    pub fn private_key_pem(&self) -> Result<String, String> {
+        match (&self.private_key, &self.private_key_file) {
+            (Some(k), None) => Ok(k.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("[github.app] private_key_file {}: {e}", path.display())),
+            _ => Err("[github.app] needs exactly one of private_key and private_key_file".into()),
+        }
+    }
 }
 
 /// Where GitHub annotations go.

@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod catch_up;
 pub mod queue;
+pub mod redeliver;
 pub mod schedule;
 pub mod worker;
 
@@ -124,7 +125,10 @@ impl Daemon {
         let runtime = self.runtime.clone();
         let stop = self.stop.subscribe();
         let follow = tokio::spawn(async move { live.follow(runtime, stop).await });
-        vec![dispatcher, scheduler, catch_up, follow]
+        let r = self.clone();
+        let stop = self.stop.subscribe();
+        let redelivery = tokio::spawn(async move { r.run_redelivery(stop).await });
+        vec![dispatcher, scheduler, catch_up, follow, redelivery]
     }
 
     /// Stops taking events and waits (up to `grace`) for those in progress.

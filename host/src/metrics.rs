@@ -13,7 +13,7 @@
 //! | `guard_detections_total` | counter | category | diagnoses |
 //! | `guard_heals_total` | counter | strategy, outcome | heals |
 //! | `guard_reruns_total` | counter | result (done, failed) | API re-runs |
-//! | `guard_catch_up_queued_total` | counter | platform | failed jobs queued by catch-up |
+//! | `guard_catch_up_queued_total` | counter | platform | failed jobs queued by catch-up (`github-app`: missed webhook deliveries GitHub was asked to redeliver) |
 //! | `guard_catch_up_errors_total` | counter | platform | watched items whose listing failed |
 //! | `guard_decision_seconds` | histogram | — | seconds from webhook to decision |
 //! | `guard_plugin_call_seconds` | histogram | plugin, call | seconds |

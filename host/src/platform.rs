@@ -94,6 +94,18 @@ pub struct Download {
 /// What guard needs from a CI platform.
 #[async_trait]
 pub trait Adapter: Send + Sync + std::fmt::Debug {
+    /// Asks the platform to send again the webhook deliveries to guard it
+    /// recorded as failed since `since_ms` (at most `limit` listed) that
+    /// guard has not `seen` (by delivery id). Only a GitHub App can.
+    async fn redeliver_missed(
+        &self,
+        since_ms: u64,
+        seen: &(dyn for<'a> Fn(&'a str) -> bool + Send + Sync),
+        limit: usize,
+    ) -> Result<Redelivered, PlatformError> {
+        let _ = (since_ms, seen, limit);
+        Ok(Redelivered::default())
+    }
     /// Shares used-up quotas through `store` with other replicas (see
     /// [`client`]'s module docs).
     fn share_quota(&self, store: &crate::store::Store) {
@@ -133,6 +145,15 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     async fn cancel(&self, job: &Job) -> Result<(), PlatformError>;
     /// Shows a note about `job` to people (comment, check run, description).
     async fn annotate(&self, job: &Job, title: &str, body: &str) -> Result<(), PlatformError>;
+}
+
+/// What [`Adapter::redeliver_missed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redelivered {
+    /// Failed deliveries listed.
+    pub listed: usize,
+    /// Delivery ids sent again.
+    pub requested: Vec<String>,
 }
 
 /// The adapters configured in guard.toml.

@@ -36,6 +36,7 @@ pub fn config_for(fake: &Fake) -> Config {
             webhook_secret: Some(SECRET.into()),
             annotate: GitHubAnnotate::CommitComment,
             repositories: Vec::new(),
+            app: None,
         }),
         gitlab: Some(GitLab {
             url: fake.url(),

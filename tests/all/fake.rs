@@ -39,6 +39,7 @@ struct Shared {
     runs: Arc<Mutex<serde_json::Value>>,
     gitlab_jobs: Arc<Mutex<serde_json::Value>>,
     jenkins_builds: Arc<Mutex<serde_json::Value>>,
+    app_deliveries: Arc<Mutex<serde_json::Value>>,
     failing: Arc<Mutex<Vec<String>>>,
     caches_left: Arc<Mutex<Vec<u64>>>,
     gate: tokio::sync::watch::Receiver<bool>,
@@ -70,6 +71,7 @@ impl Fake {
             )),
             gitlab_jobs: Arc::new(Mutex::new(serde_json::json!([]))),
             jenkins_builds: Arc::new(Mutex::new(serde_json::json!({ "builds": [] }))),
+            app_deliveries: Arc::new(Mutex::new(serde_json::json!([]))),
             failing: Arc::default(),
             caches_left: Arc::new(Mutex::new(vec![11, 12])),
             gate: rx,
@@ -122,6 +124,11 @@ impl Fake {
     }
 
     /// Answers 500 to every GET whose path contains `fragment`.
+    /// What `GET /app/hook/deliveries` lists (a GitHub App's deliveries).
+    pub fn set_app_deliveries(&self, v: serde_json::Value) {
+        *self.shared.app_deliveries.lock().unwrap() = v;
+    }
+
     pub fn fail_gets_containing(&self, fragment: &str) {
         self.shared.failing.lock().unwrap().push(fragment.into());
     }
@@ -226,6 +233,24 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             serde_json::json!([])
         };
         return json(StatusCode::OK, jobs);
+    }
+    if method == Method::GET && path == "/app/hook/deliveries" {
+        let all = s.app_deliveries.lock().unwrap().clone();
+        // As GitHub filters by `status=failure`: no 2xx answers.
+        let failed: Vec<_> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| {
+                !(parts.uri.query().unwrap_or("").contains("status=failure")
+                    && (200..300).contains(&d["status_code"].as_u64().unwrap_or(0)))
+            })
+            .cloned()
+            .collect();
+        return json(StatusCode::OK, serde_json::Value::Array(failed));
+    }
+    if method == Method::POST && path.starts_with("/app/hook/deliveries/") {
+        return json(StatusCode::ACCEPTED, serde_json::json!({}));
     }
     if method == Method::GET && segs.first() == Some(&"job") && path.ends_with("/api/json") {
         return json(StatusCode::OK, s.jenkins_builds.lock().unwrap().clone());

@@ -21,6 +21,7 @@ mod learn;
 mod openapi;
 mod pg;
 mod polyglot;
+mod redeliver;
 mod replicas;
 mod sandbox;
 mod store;

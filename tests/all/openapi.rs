@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::fake::{Fake, Seen};
 
-fn spec() -> Value {
+pub(crate) fn spec() -> Value {
     let path = format!(
         "{}/data/specs/github-actions.openapi.json",
         env!("CARGO_MANIFEST_DIR")
@@ -52,7 +52,7 @@ fn check_body(schema: &Value, body: &Value, at: &str, problems: &mut Vec<String>
     }
 }
 
-fn check(spec: &Value, s: &Seen, problems: &mut Vec<String>) {
+pub(crate) fn check(spec: &Value, s: &Seen, problems: &mut Vec<String>) {
     let what = format!("{} {}", s.method, s.path);
     let Some((t, item)) = template(spec, &s.path) else {
         problems.push(format!("{what}: no such path in the spec"));
@@ -115,6 +115,7 @@ async fn every_github_request_matches_the_openapi_description() {
             webhook_secret: None,
             annotate: mode,
             repositories: Vec::new(),
+            app: None,
         })
         .unwrap();
         let got = gh
@@ -135,6 +136,7 @@ async fn every_github_request_matches_the_openapi_description() {
         token: None,
         webhook_secret: None,
         annotate: GitHubAnnotate::CommitComment,
+        app: None,
         repositories: Vec::new(),
     })
     .unwrap();

@@ -15,6 +15,11 @@ token = "${GITHUB_TOKEN}"               # needs actions:write to re-run jobs
 webhook_secret = "${GUARD_GITHUB_WEBHOOK_SECRET}"
 annotate = "commit-comment"             # or "check-run" (GitHub App token)
 repositories = []                       # ["owner/repo", …]: failed jobs looked for by catch-up
+# When the webhooks come from a GitHub App, catch-up also asks GitHub to
+# redeliver the App's deliveries guard missed (GET /app/hook/deliveries).
+# [github.app]
+# id = 123456
+# private_key_file = "/etc/guard/github-app.pem"   # or private_key = "${GITHUB_APP_KEY}"
 
 # GitLab CI: job traces, retries and notes; X-Gitlab-Token secret.
 [gitlab]

@@ -262,6 +262,7 @@ mod tests {
                 webhook_secret: None,
                 annotate: GitHubAnnotate::CommitComment,
                 repositories: vec!["o/a".into(), "o/b".into()],
+                app: None,
             }),
             jenkins: Some(Jenkins {
                 url: "https://j".into(),

@@ -170,7 +170,7 @@ pub fn parse(
     })?;
     verify(headers, body, secret)?;
     let delivery = match header(headers, "x-github-delivery") {
-        Some(d) if !d.is_empty() => format!("github:{}", clip(d, 128)),
+        Some(d) if !d.is_empty() => delivery_key(d),
         _ => format!("github:sha256:{}", digest(body)),
     };
     let event = header(headers, "x-github-event")
@@ -242,6 +242,12 @@ pub fn parse(
             format!("{} events are not used", clip(other, 64)),
         )),
     }
+}
+
+/// How a GitHub delivery id (`X-GitHub-Delivery`, the `guid` of a
+/// delivery GitHub lists) is remembered for de-duplication.
+pub fn delivery_key(guid: &str) -> String {
+    format!("github:{}", clip(guid, 128))
 }
 
 /// The `X-Hub-Signature-256` value for `body` (for tests and load tools).

@@ -21,6 +21,8 @@ use crate::intake::clip;
 use crate::intake::github::WorkflowRun;
 use crate::model::{Job, Platform};
 
+pub mod app;
+
 /// How long before `since` a run may have been created and still have
 /// failed after it: GitHub's runs are listed by creation time, and a run
 /// may last far beyond one job's 6 hours — sequential jobs, self-hosted
@@ -39,6 +41,8 @@ const MAX_RUN_PAGES: u32 = 10;
 pub struct GitHub {
     client: Client,
     annotate: GitHubAnnotate,
+    /// Set when guard is a GitHub App (`[github.app]`).
+    app: Option<app::App>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +117,10 @@ impl GitHub {
         Ok(GitHub {
             client: Client::new("github", &settings.api_url, auth)?,
             annotate: settings.annotate,
+            app: match &settings.app {
+                Some(a) => Some(app::App::new(&settings.api_url, a)?),
+                None => None,
+            },
         })
     }
 
@@ -124,6 +132,33 @@ impl GitHub {
 
 #[async_trait]
 impl Adapter for GitHub {
+    async fn redeliver_missed(
+        &self,
+        since_ms: u64,
+        seen: &(dyn for<'a> Fn(&'a str) -> bool + Send + Sync),
+        limit: usize,
+    ) -> Result<super::Redelivered, PlatformError> {
+        let Some(app) = &self.app else {
+            return Ok(super::Redelivered::default());
+        };
+        let failed = app.failed_deliveries(since_ms, limit).await?;
+        let mut done = super::Redelivered {
+            listed: failed.len(),
+            ..Default::default()
+        };
+        let mut asked = std::collections::HashSet::new();
+        for d in failed {
+            // Attempts of one delivery share its guid: ask once, and not
+            // for what guard received after all (a later attempt).
+            if !d.missed() || seen(&d.guid) || !asked.insert(d.guid.clone()) {
+                continue;
+            }
+            app.redeliver(d.id).await?;
+            done.requested.push(d.guid);
+        }
+        Ok(done)
+    }
+
     fn share_quota(&self, store: &crate::store::Store) {
         self.client.share_quota(store);
     }
