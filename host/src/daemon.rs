@@ -31,6 +31,17 @@ use crate::store::{StoreError, now_ms};
 use queue::Queue;
 use schedule::Schedule;
 
+/// Why the daemon could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No directory for downloaded job logs could be made.
+    #[error("creating a temporary directory for job logs: {0}")]
+    Scratch(std::io::Error),
+}
+
 /// Everything the workers share.
 #[derive(Debug)]
 pub struct Daemon {
@@ -55,6 +66,8 @@ pub struct Daemon {
     busy: Mutex<HashSet<u64>>,
     /// This process, as named in the claims it holds on queued events.
     owner: String,
+    /// Where job logs are downloaded, one file per event being processed.
+    scratch: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -63,7 +76,7 @@ impl Daemon {
         runtime: Arc<Runtime>,
         platforms: Platforms,
         dry_run: bool,
-    ) -> Result<Arc<Daemon>, StoreError> {
+    ) -> Result<Arc<Daemon>, DaemonError> {
         let (analyzer, _) = Analyzer::new(runtime.clone());
         platforms.share_quota(runtime.db());
         let queue = Queue::open(runtime.db())?;
@@ -99,6 +112,10 @@ impl Daemon {
             stop: tokio::sync::watch::channel(false).0,
             busy: Mutex::new(HashSet::new()),
             owner: owner_name(runtime_id()),
+            scratch: tempfile::Builder::new()
+                .prefix("guard-logs-")
+                .tempdir()
+                .map_err(DaemonError::Scratch)?,
         }))
     }
 

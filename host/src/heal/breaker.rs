@@ -87,7 +87,9 @@ pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreEr
         }
         Some(b)
     })?;
-    store.flush()?;
+    // Not flushed here: the caller's completion flushes (the daemon's job
+    // record, `guard exec`'s end), and an outcome lost with an unflushed
+    // completion is recorded again when the completion is processed again.
     b.ok_or_else(|| StoreError::Pg("a breaker update wrote nothing".into()))
 }
 

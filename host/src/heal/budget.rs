@@ -115,7 +115,8 @@ fn spend_repo(store: &Store, repository: &str) -> Result<(), StoreError> {
         rb.recent.push(now);
         Some(rb)
     })?;
-    store.flush()
+    // Not flushed here, for the reason `breaker::record` gives.
+    Ok(())
 }
 
 /// Every job budget: (repository, job, commit, used).

@@ -45,7 +45,13 @@ pub fn new_engine(memory_mib: u64) -> Result<Engine, RuntimeError> {
         .max_memories_per_component(4)
         .max_tables_per_component(4)
         // No slot larger than a plugin may grow (`[limits] memory_mib`).
-        .max_memory_size(usize::try_from(memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX))
+        // A freed slot is zeroed either way; zeroing the first MiB with
+        // memset rather than madvise spares a syscall and the page faults
+        // of the next instance, which touches that much at once (the
+        // daemon's profile showed decommits at 4% of its time).
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
     pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     let engine = match Engine::new(&pooled) {
         Ok(engine) => engine,
