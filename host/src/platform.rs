@@ -91,6 +91,21 @@ pub struct Download {
     pub truncated: bool,
 }
 
+/// What [`Adapter::recent_failures`] listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failures {
+    /// The failed jobs, newest first.
+    pub jobs: Vec<Job>,
+    /// `None` when the listing reached back to `since_ms`. `Some(at)` when
+    /// it stopped before (at `limit`, or at one of the adapter's caps on
+    /// pages read): `at` is where, in ms on the listing's own order (when
+    /// a Jenkins build started, a GitHub run was created, a GitLab
+    /// pipeline was updated), and listing again with `until_ms = Some(at)`
+    /// lists the rest. What lies at `at` itself may be listed again (a
+    /// duplicate, as facts go), so nothing there is skipped.
+    pub rest_until: Option<u64>,
+}
+
 /// What guard needs from a CI platform.
 #[async_trait]
 pub trait Adapter: Send + Sync + std::fmt::Debug {
@@ -125,16 +140,19 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     /// The failed jobs of `watched` (a repository, project or job as
     /// `[github] repositories`, `[gitlab] projects` or `[jenkins] jobs`
     /// name it) that finished at or after `since_ms`, newest first, at most
-    /// `limit`: what catch-up queues after downtime. Each is built as the
-    /// intake builds the same job from its webhook, so both have one
+    /// `limit`: what catch-up queues after downtime. With `until_ms`, only
+    /// those at or before it on the listing's order: the rest of a listing
+    /// that stopped there ([`Failures::rest_until`]). Each job is built as
+    /// the intake builds the same job from its webhook, so both have one
     /// [`fact_key`](crate::intake::EventKind::fact_key) and whichever
     /// comes second is a duplicate.
     async fn recent_failures(
         &self,
         watched: &str,
         since_ms: u64,
+        until_ms: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Job>, PlatformError>;
+    ) -> Result<Failures, PlatformError>;
     /// Re-runs `job`.
     async fn rerun_job(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError>;
     /// Re-runs every failed job of `job`'s run.

@@ -24,7 +24,7 @@ use crate::fake::Fake;
 
 /// A daemon over `fake` with the config `watch` adjusts, started: its
 /// first catch-up pass runs at once (unless `interval_secs` is 0).
-async fn started(fake: Fake, watch: impl FnOnce(&mut Config)) -> Harness {
+pub(crate) async fn started(fake: Fake, watch: impl FnOnce(&mut Config)) -> Harness {
     let mut config = config_for(&fake);
     watch(&mut config);
     let runtime = crate::util::runtime_with(config.clone(), &[]).await;
@@ -35,7 +35,7 @@ async fn started(fake: Fake, watch: impl FnOnce(&mut Config)) -> Harness {
 }
 
 /// The records of these jobs (by job id, in that order), once all exist.
-async fn records(h: &Harness, job_ids: &[&str]) -> Vec<JobRecord> {
+pub(crate) async fn records(h: &Harness, job_ids: &[&str]) -> Vec<JobRecord> {
     for _ in 0..400 {
         let all = h.daemon.queue.jobs(1000).unwrap();
         let found: Vec<JobRecord> = job_ids
@@ -56,7 +56,7 @@ async fn records(h: &Harness, job_ids: &[&str]) -> Vec<JobRecord> {
 }
 
 /// How many records the job has.
-fn records_of(h: &Harness, job_id: &str) -> usize {
+pub(crate) fn records_of(h: &Harness, job_id: &str) -> usize {
     h.daemon
         .queue
         .jobs(1000)
@@ -86,7 +86,7 @@ fn failed_run(id: u64, now: u64) -> Value {
     })
 }
 
-fn gitlab_hook(uuid: &str, body: Vec<u8>) -> Request<Body> {
+pub(crate) fn gitlab_hook(uuid: &str, body: Vec<u8>) -> Request<Body> {
     Request::post("/webhooks/gitlab")
         .header("x-gitlab-token", "gl-secret")
         .header("x-gitlab-event", "Job Hook")
@@ -247,10 +247,17 @@ async fn gitlab_and_jenkins_failures_are_caught_up_too() {
     let seen = h.fake.seen();
     assert!(
         seen.iter().any(
-            |s| s.path == "/api/v4/projects/gitlab-org%2Fgitlab-test/jobs"
-                && s.query.contains("failed")
+            |s| s.path == "/api/v4/projects/gitlab-org%2Fgitlab-test/pipelines"
+                && s.query.contains("status=failed")
+                && s.query.contains("updated_after=")
+                && s.query.contains("order_by=updated_at")
         ),
         "the GitLab listing"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.path == "/api/v4/projects/gitlab-org%2Fgitlab-test/pipelines/2366/jobs"),
+        "the failed pipeline's jobs"
     );
     assert!(
         seen.iter()
@@ -427,4 +434,28 @@ async fn a_pass_queues_at_most_max_jobs_and_the_rest_waits() {
             .unwrap()
             .is_none()
     );
+    // The three are one pipeline's, more than max_jobs: the next pass,
+    // with all of max_jobs, lists it again and cannot get past it. It gives
+    // up on what is older, rather than list the same pipeline forever.
+    assert_eq!(pass.unfinished, 1, "{pass:?}");
+    assert!(
+        h.daemon
+            .catch_up_watermark(Platform::Gitlab, "380")
+            .unwrap()
+            .is_none(),
+        "a listing cut short does not move the watermark"
+    );
+    let next = h.daemon.catch_up().await;
+    assert_eq!(
+        (next.listed, next.found, next.queued, next.unfinished),
+        (1, 2, 0, 0),
+        "{next:?}"
+    );
+    assert!(
+        h.daemon
+            .catch_up_watermark(Platform::Gitlab, "380")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(records_of(&h, "3001"), 0);
 }

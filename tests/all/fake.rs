@@ -1,8 +1,10 @@
 //! A loopback fake of the GitHub, GitLab and Jenkins APIs: records every
 //! request, serves job logs and the listings catch-up reads (GitHub's
-//! workflow runs, GitLab's project jobs, Jenkins' builds) as the test sets
-//! them, can answer 500 to chosen GETs, and can hold log downloads until
-//! the test opens a gate (to catch the daemon mid-processing).
+//! workflow runs and their jobs, GitLab's project jobs and the failed
+//! pipelines they make, Jenkins' builds) as the test sets them, paged and
+//! filtered as the platforms do, can answer 500 to chosen GETs, and can
+//! hold log downloads until the test opens a gate (to catch the daemon
+//! mid-processing).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -101,7 +103,8 @@ impl Fake {
         self.shared.logs.lock().unwrap().insert(id.into(), log);
     }
 
-    /// The jobs answered for a GitHub run's attempt.
+    /// The jobs answered for a GitHub run's attempt
+    /// (`{"total_count": …, "jobs": […]}`), served `per_page` a page.
     pub fn set_run_jobs(&self, v: serde_json::Value) {
         *self.shared.run_jobs.lock().unwrap() = v;
     }
@@ -112,13 +115,21 @@ impl Fake {
         *self.shared.runs.lock().unwrap() = v;
     }
 
-    /// The first page of a GitLab project's jobs (a JSON array); later
-    /// pages are empty.
+    /// A GitLab project's jobs (a JSON array), whatever the project: what
+    /// `/projects/:id/jobs` answers, in this order, `per_page` a page, and
+    /// what `/projects/:id/pipelines` and `/pipelines/:id/jobs` answer.
+    /// The pipelines are those the jobs name (`pipeline`), failed unless
+    /// said otherwise, updated when their last job finished unless they
+    /// say `updated_at`. A job marked `"retried": true` is listed only
+    /// with `include_retried=true`.
     pub fn set_gitlab_jobs(&self, v: serde_json::Value) {
         *self.shared.gitlab_jobs.lock().unwrap() = v;
     }
 
-    /// A Jenkins job's `api/json` (`{"builds": […]}`), whatever the job.
+    /// A Jenkins job's builds (`{"builds": […]}`, newest first), whatever
+    /// the job: `api/json` answers the `{M,N}` range of them its `tree`
+    /// asks for, as `builds` and `allBuilds`, with the job's `fullName`:
+    /// the one given here, else the requested path's names.
     pub fn set_jenkins_builds(&self, v: serde_json::Value) {
         *self.shared.jenkins_builds.lock().unwrap() = v;
     }
@@ -177,6 +188,106 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
+/// The query's parameters, decoded, in order.
+fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// The first value of a query parameter.
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The `page` (from 1) of `per_page` items (default 30).
+fn page_of(items: Vec<serde_json::Value>, q: &[(String, String)]) -> Vec<serde_json::Value> {
+    let per_page: usize = param(q, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let page: usize = param(q, "page").and_then(|v| v.parse().ok()).unwrap_or(1);
+    items
+        .into_iter()
+        .skip(page.saturating_sub(1) * per_page)
+        .take(per_page)
+        .collect()
+}
+
+/// A timestamp field in ms (0 when absent).
+fn ms(v: &serde_json::Value, field: &str) -> u64 {
+    v[field]
+        .as_str()
+        .and_then(guard::platform::timestamp::parse_rfc3339)
+        .unwrap_or(0)
+}
+
+/// The failed pipelines `jobs` name, as `GET /projects/:id/pipelines`
+/// lists them for the query `q`.
+fn gitlab_pipelines(jobs: &serde_json::Value, q: &[(String, String)]) -> Vec<serde_json::Value> {
+    let mut pipelines: Vec<serde_json::Value> = Vec::new();
+    for job in jobs.as_array().into_iter().flatten() {
+        let Some(id) = job["pipeline"]["id"].as_u64() else {
+            continue;
+        };
+        let finished = job["finished_at"].clone();
+        match pipelines.iter_mut().find(|p| p["id"] == id) {
+            Some(p) => {
+                if ms(job, "finished_at") > ms(p, "last_finished") {
+                    p["last_finished"] = finished;
+                }
+            }
+            None => {
+                let mut p = job["pipeline"].clone();
+                p["last_finished"] = finished;
+                pipelines.push(p);
+            }
+        }
+    }
+    for p in &mut pipelines {
+        if p["status"].is_null() {
+            p["status"] = "failed".into();
+        }
+        if p["updated_at"].is_null() {
+            p["updated_at"] = p["last_finished"].clone();
+        }
+    }
+    let bound = |name: &str| param(q, name).and_then(guard::platform::timestamp::parse_rfc3339);
+    let (after, before) = (bound("updated_after"), bound("updated_before"));
+    pipelines.retain(|p| {
+        param(q, "status").is_none_or(|s| p["status"] == s)
+            && after.is_none_or(|a| ms(p, "updated_at") > a)
+            && before.is_none_or(|b| ms(p, "updated_at") < b)
+    });
+    pipelines.sort_by_key(|p| std::cmp::Reverse((ms(p, "updated_at"), p["id"].as_u64())));
+    page_of(pipelines, q)
+}
+
+/// The jobs of pipeline `id` among `jobs`, newest first, as
+/// `GET /projects/:id/pipelines/:pipeline_id/jobs` lists them for `q`.
+fn gitlab_pipeline_jobs(
+    jobs: &serde_json::Value,
+    id: u64,
+    q: &[(String, String)],
+) -> Vec<serde_json::Value> {
+    let retried = param(q, "include_retried") == Some("true");
+    let scopes: Vec<&str> = q
+        .iter()
+        .filter(|(k, _)| k == "scope[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut listed: Vec<serde_json::Value> = jobs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|j| j["pipeline"]["id"] == id)
+        .filter(|j| retried || j["retried"] != true)
+        .filter(|j| scopes.is_empty() || scopes.iter().any(|s| j["status"] == *s))
+        .cloned()
+        .collect();
+    listed.sort_by_key(|j| std::cmp::Reverse(j["id"].as_u64()));
+    page_of(listed, q)
+}
+
 async fn handle(State(s): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20)
@@ -211,7 +322,7 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             serde_json::json!({ "message": "Server Error" }),
         );
     }
-    // The listings catch-up reads: the data set by the test on page 1.
+    // GitHub's runs: the data set by the test on page 1.
     let first_page = !parts
         .uri
         .query()
@@ -226,13 +337,25 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         };
         return json(StatusCode::OK, runs);
     }
+    let q = query_pairs(&parts.uri);
     if method == Method::GET && segs.len() == 5 && segs[2] == "projects" && segs[4] == "jobs" {
-        let jobs = if first_page {
-            s.gitlab_jobs.lock().unwrap().clone()
-        } else {
-            serde_json::json!([])
-        };
-        return json(StatusCode::OK, jobs);
+        let set = s.gitlab_jobs.lock().unwrap().clone();
+        let jobs: Vec<serde_json::Value> = set.as_array().cloned().unwrap_or_default();
+        return json(StatusCode::OK, page_of(jobs, &q).into());
+    }
+    if method == Method::GET && segs.len() == 5 && segs[2] == "projects" && segs[4] == "pipelines" {
+        let jobs = s.gitlab_jobs.lock().unwrap().clone();
+        return json(StatusCode::OK, gitlab_pipelines(&jobs, &q).into());
+    }
+    if method == Method::GET
+        && segs.len() == 7
+        && segs[2] == "projects"
+        && segs[4] == "pipelines"
+        && segs[6] == "jobs"
+    {
+        let jobs = s.gitlab_jobs.lock().unwrap().clone();
+        let id: u64 = segs[5].parse().unwrap_or(0);
+        return json(StatusCode::OK, gitlab_pipeline_jobs(&jobs, id, &q).into());
     }
     if method == Method::GET && path == "/app/hook/deliveries" {
         let all = s.app_deliveries.lock().unwrap().clone();
@@ -253,7 +376,35 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         return json(StatusCode::ACCEPTED, serde_json::json!({}));
     }
     if method == Method::GET && segs.first() == Some(&"job") && path.ends_with("/api/json") {
-        return json(StatusCode::OK, s.jenkins_builds.lock().unwrap().clone());
+        let set = s.jenkins_builds.lock().unwrap().clone();
+        let builds: Vec<serde_json::Value> = set["builds"].as_array().cloned().unwrap_or_default();
+        // `tree=…{M,N}`: builds M (included) to N (excluded).
+        let range = param(&q, "tree")
+            .and_then(|t| t.rsplit_once('{'))
+            .and_then(|(_, r)| r.trim_end_matches('}').split_once(','))
+            .and_then(|(m, n)| Some((m.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+        let builds: Vec<serde_json::Value> = match range {
+            Some((m, n)) => builds
+                .into_iter()
+                .skip(m)
+                .take(n.saturating_sub(m))
+                .collect(),
+            None => builds,
+        };
+        let full_name = match set["fullName"].as_str() {
+            Some(name) => name.to_string(),
+            None => segs[..segs.len() - 2]
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/"),
+        };
+        return json(
+            StatusCode::OK,
+            serde_json::json!({ "fullName": full_name, "builds": builds, "allBuilds": builds }),
+        );
     }
     // GitHub: the log URL redirects to storage on another host name.
     if method == Method::GET && path.ends_with("/logs") && segs.len() == 7 && segs[4] == "jobs" {
@@ -274,7 +425,13 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         return log_for(segs[segs.len() - 2]).into_response();
     }
     if method == Method::GET && path.contains("/attempts/") && path.ends_with("/jobs") {
-        return json(StatusCode::OK, s.run_jobs.lock().unwrap().clone());
+        let set = s.run_jobs.lock().unwrap().clone();
+        let all: Vec<serde_json::Value> = set["jobs"].as_array().cloned().unwrap_or_default();
+        let total = set["total_count"].as_u64().unwrap_or(all.len() as u64);
+        return json(
+            StatusCode::OK,
+            serde_json::json!({ "total_count": total, "jobs": page_of(all, &q) }),
+        );
     }
     if method == Method::GET && path.ends_with("/actions/caches") {
         let left = s.caches_left.lock().unwrap().clone();

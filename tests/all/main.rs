@@ -6,6 +6,7 @@
 mod attacks;
 mod browser;
 mod catch_up;
+mod catch_up_listings;
 mod cli;
 mod crash;
 mod daemon;

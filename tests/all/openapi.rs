@@ -154,15 +154,35 @@ async fn every_github_request_matches_the_openapi_description() {
         }]
     }));
     let recent = gh
-        .recent_failures("octo-org/octo-repo", 1_700_000_000_000, 10)
+        .recent_failures("octo-org/octo-repo", 1_700_000_000_000, None, 10)
         .await
         .unwrap();
     assert_eq!(
         recent
+            .jobs
             .iter()
             .map(|j| (j.job_id.as_str(), j.attempt))
             .collect::<Vec<_>>(),
         [("42", 2)]
+    );
+    assert_eq!(recent.rest_until, None);
+    // The rest of a listing cut short: runs created up to where it stopped.
+    let rest = gh
+        .recent_failures(
+            "octo-org/octo-repo",
+            1_700_000_000_000,
+            Some(1_700_000_600_000),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.jobs.len(), 1);
+    assert!(
+        fake.seen().iter().any(|s| s.path.ends_with("/actions/runs")
+            && s.query
+                .contains("created=2023-11-11T22%3A13%3A20Z..2023-11-14T22%3A23%3A20Z")),
+        "{:?}",
+        fake.seen().into_iter().map(|s| s.query).collect::<Vec<_>>()
     );
     let spec = spec();
     let mut problems = Vec::new();
@@ -207,4 +227,58 @@ async fn every_github_request_matches_the_openapi_description() {
     let mut p = Vec::new();
     check(&spec, &bad, &mut p);
     assert_eq!(p.len(), 1, "{p:?}");
+}
+
+#[tokio::test]
+async fn the_failed_jobs_of_a_run_are_read_from_every_page() {
+    let fake = Fake::start(false).await;
+    // 200 jobs (a matrix of 200), every other one failed: 100 failures
+    // over two full pages, and GitHub's count says there is no third.
+    let jobs: Vec<Value> = (0..200u64)
+        .map(|i| {
+            let conclusion = if i % 2 == 0 { "failure" } else { "success" };
+            serde_json::json!({
+                "id": 5000 + i,
+                "name": format!("test ({i})"),
+                "conclusion": conclusion,
+                "run_attempt": 1
+            })
+        })
+        .collect();
+    fake.set_run_jobs(serde_json::json!({ "total_count": 200, "jobs": jobs }));
+    let gh = Adapter_::new(&GitHub {
+        api_url: fake.url(),
+        token: Some("t".into()),
+        webhook_secret: None,
+        annotate: GitHubAnnotate::CommitComment,
+        repositories: Vec::new(),
+    })
+    .unwrap();
+    let run = Job {
+        platform: Platform::Github,
+        repository: "octo-org/octo-repo".into(),
+        run_id: "7".into(),
+        attempt: 1,
+        ..Job::default()
+    };
+    let failed = gh.failed_jobs(&run).await.unwrap();
+    assert_eq!(failed.len(), 100);
+    assert_eq!(
+        (failed[0].job_id.as_str(), failed[99].job_id.as_str()),
+        ("5000", "5198")
+    );
+    let pages: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/repos/octo-org/octo-repo/actions/runs/7/attempts/1/jobs")
+        .map(|s| s.query.clone())
+        .collect();
+    assert_eq!(pages, ["per_page=100&page=1", "per_page=100&page=2"]);
+    let spec = spec();
+    let mut problems = Vec::new();
+    let seen = fake.seen();
+    for s in &seen {
+        check(&spec, s, &mut problems);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -22,7 +22,7 @@ pub struct CatchUp {
     /// nothing was seen of it before.
     pub lookback_hours: u64,
     /// Failed jobs queued per pass at most, so a huge backlog cannot
-    /// flood the queue (the newest are kept).
+    /// flood the queue (the newest first; the passes after list the rest).
     pub max_jobs: usize,
 }
 

@@ -90,7 +90,7 @@ retention_days = 30              # job records kept for the API and the dashboar
 [catch_up]
 interval_secs = 300       # 0 disables catch-up
 lookback_hours = 24       # how far back the first look at an item goes (≤ 24 × dedupe_days)
-max_jobs = 500            # failed jobs queued per pass at most (the newest are kept)
+max_jobs = 500            # failed jobs queued per pass at most (newest first; the next passes list the rest)
 
 # Sandbox limits applied to every plugin call.
 [limits]

@@ -10,21 +10,30 @@
 //! arrives after all, is one event.
 //!
 //! An item's watermark ([`Trees::CATCH_UP`]) is when the last pass that
-//! listed it without error started. A pass looks back to it less
-//! [`OVERLAP_MS`] (clocks disagree; a job's end is recorded late), or
-//! `[catch_up] lookback_hours` the first time. A failed listing leaves the
-//! watermark where it was, so the next pass asks for the same span again;
-//! it is logged and counted, and never stops the other items or the
-//! daemon. A pass queues at most `[catch_up] max_jobs` failed jobs: items
-//! past the bound wait for the next pass, and an item with more failures
-//! than the bound gets its newest ones (a backlog that large is better
-//! looked at by people than re-run wholesale).
+//! listed it without error, and in full (see below), started. A pass
+//! looks back to it less [`OVERLAP_MS`] (clocks disagree; a job's end is
+//! recorded late), or `[catch_up] lookback_hours` the first time. A failed
+//! listing leaves the watermark where it was, so the next pass asks for
+//! the same span again; it is logged and counted, and never stops the
+//! other items or the daemon.
+//!
+//! A pass queues at most `[catch_up] max_jobs` failed jobs: items past the
+//! bound wait for the next pass. Listings are newest first, so one cut
+//! short (at the bound, or at an adapter's cap on pages) has not seen the
+//! older failures: the watermark stays, and where the listing stopped is
+//! kept ([`Trees::CATCH_UP_REST`]) for the next pass, which lists from
+//! there back to the watermark. Only once the rest is listed does the
+//! watermark move, to when the pass that listed the newest ones started
+//! (failures after it wait till then; while guard runs, their webhooks
+//! bring them). A run or pipeline with more failed jobs than `max_jobs` gets its newest
+//! `max_jobs`: a listing cannot get past it.
 //!
 //! [`Adapter::recent_failures`]: crate::platform::Adapter::recent_failures
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::Daemon;
@@ -32,7 +41,7 @@ use crate::config::Config;
 use crate::intake::{EventKind, JobStatus, platform_name};
 use crate::metrics::{self, labels};
 use crate::model::Platform;
-use crate::platform::PlatformError;
+use crate::platform::{Failures, PlatformError};
 use crate::store::{StoreError, Trees, now_ms};
 
 /// How far before an item's watermark a pass looks again, in ms.
@@ -52,11 +61,27 @@ pub enum CatchUpError {
     Store(#[from] StoreError),
 }
 
+/// Where the listing of an item was cut short, for the next pass
+/// ([`Trees::CATCH_UP_REST`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rest {
+    /// Where the listing stopped (ms, on the listing's order: see
+    /// [`Failures::rest_until`]): the next pass lists from there back to
+    /// the watermark.
+    pub until: u64,
+    /// When the pass that listed the newest failures started: the
+    /// watermark once the rest is listed.
+    pub head: u64,
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassReport {
-    /// Watched items listed without error (their watermarks moved).
+    /// Watched items listed without error (their watermarks moved, but
+    /// for those `unfinished`).
     pub listed: usize,
+    /// Items whose listing was cut short: the next pass lists the rest.
+    pub unfinished: usize,
     /// Failed jobs the platforms listed.
     pub found: usize,
     /// Events queued: those found less the facts already known.
@@ -65,6 +90,16 @@ pub struct PassReport {
     pub errors: usize,
     /// Items not looked at because the pass reached `max_jobs`.
     pub deferred: usize,
+}
+
+/// What [`Daemon::catch_up_item`] did.
+struct Caught {
+    /// Failed jobs listed.
+    found: usize,
+    /// Events queued.
+    queued: usize,
+    /// Whether the listing was cut short (the next pass lists the rest).
+    unfinished: bool,
 }
 
 /// Everything catch-up watches, as (platform, item), in config order.
@@ -114,16 +149,21 @@ impl Daemon {
             }
             let name = platform_name(platform);
             match self.catch_up_item(platform, &item, started, budget).await {
-                Ok((found, queued)) => {
+                Ok(Caught {
+                    found,
+                    queued,
+                    unfinished,
+                }) => {
                     report.listed += 1;
                     report.found += found;
                     report.queued += queued;
-                    if found >= budget {
-                        tracing::warn!(
+                    if unfinished {
+                        report.unfinished += 1;
+                        tracing::info!(
                             platform = name,
                             watched = %item,
-                            "catch-up took the newest {found} failed job(s), all [catch_up] \
-                             max_jobs left to this pass; any older ones are not queued"
+                            "catch-up listed {found} failed job(s), the newest, and stopped \
+                             ([catch_up] max_jobs or a cap on pages); the next pass lists the rest"
                         );
                     }
                     // Found rather than queued: the bound is on the work
@@ -165,17 +205,19 @@ impl Daemon {
         report
     }
 
-    /// Lists and queues the failures of one item; returns (found, queued).
+    /// Lists and queues the failures of one item (the rest of its last
+    /// listing first, if that was cut short).
     async fn catch_up_item(
         &self,
         platform: Platform,
         item: &str,
         started: u64,
         limit: usize,
-    ) -> Result<(usize, usize), CatchUpError> {
+    ) -> Result<Caught, CatchUpError> {
         let adapter = self.platforms.get(platform)?;
         let store = self.runtime.db();
         let key = watermark_key(platform, item);
+        let rest = store.get(Trees::CATCH_UP_REST, key.as_str())?;
         // Never further back than the lookback, however old the mark (a
         // long outage, an item failing for days): older facts may have been
         // pruned, and their jobs would be diagnosed and re-run again.
@@ -199,7 +241,13 @@ impl Daemon {
             }
             None => floor,
         };
-        let jobs = adapter.recent_failures(item, since, limit).await?;
+        let until = rest.map(|r| r.until);
+        let Failures { jobs, rest_until } = if until.is_some_and(|u| u < since) {
+            // The rest lies before the lookback: none of it would be queued.
+            Failures::default()
+        } else {
+            adapter.recent_failures(item, since, until, limit).await?
+        };
         let events: Vec<EventKind> = jobs
             .into_iter()
             .take(limit)
@@ -213,12 +261,53 @@ impl Daemon {
             // On disk before the watermark moves past them.
             store.flush_async().await?;
         }
+        // The pass that listed the newest failures: this one, or the one
+        // whose rest this pass listed.
+        let head = rest.map_or(started, |r| r.head);
+        let unfinished = match rest_until {
+            // Past what an earlier pass got to (or the first cut): the
+            // rest is listed next time, the watermark stays.
+            Some(until) if rest.is_none_or(|r| until < r.until) => {
+                store.put(Trees::CATCH_UP_REST, key.as_str(), &Rest { until, head })?;
+                true
+            }
+            // No further than before, with only part of `max_jobs` to
+            // list with: a pass with more left gets further.
+            Some(_) if limit < self.runtime.config().catch_up.max_jobs => true,
+            Some(_) => {
+                tracing::warn!(
+                    watched = %item,
+                    "catch-up cannot list past where it stopped last time (a run or \
+                     pipeline with more failed jobs than [catch_up] max_jobs, or more \
+                     builds than a listing reads); older failures are not queued"
+                );
+                self.catch_up_listed(&key, head)?;
+                false
+            }
+            None => {
+                self.catch_up_listed(&key, head)?;
+                false
+            }
+        };
+        Ok(Caught {
+            found: events.len(),
+            queued: ids.len(),
+            unfinished,
+        })
+    }
+
+    /// Everything failed until `head` (when the pass that listed the
+    /// newest failures started) is listed: the watermark moves there, and
+    /// no rest is owed.
+    fn catch_up_listed(&self, key: &str, head: u64) -> Result<(), StoreError> {
+        let store = self.runtime.db();
         // Never backwards: a pass that started earlier may end later.
         let mark = store
-            .get(Trees::CATCH_UP, key.as_str())?
-            .map_or(started, |m| m.max(started));
-        store.put(Trees::CATCH_UP, key.as_str(), &mark)?;
-        Ok((events.len(), ids.len()))
+            .get(Trees::CATCH_UP, key)?
+            .map_or(head, |m| m.max(head));
+        store.put(Trees::CATCH_UP, key, &mark)?;
+        store.remove(Trees::CATCH_UP_REST, key)?;
+        Ok(())
     }
 
     /// Runs a pass at once, then one every `[catch_up] interval_secs`,

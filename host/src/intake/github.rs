@@ -83,6 +83,9 @@ pub(crate) struct WorkflowRun {
     head_branch: Option<String>,
     #[serde(default)]
     html_url: Option<String>,
+    /// Listings only: when the run was created (their order).
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
     /// Listings only: when the run last changed.
     #[serde(default)]
     pub(crate) updated_at: Option<String>,

@@ -5,6 +5,9 @@
 //! Catch-up lists a repository's failed workflow runs and expands each
 //! into its failed jobs the way a `workflow_run` webhook is expanded, so a
 //! job found either way is the same fact as its `workflow_job` webhook.
+//! Runs are listed newest created first; a listing cut short says the
+//! creation time of the run it stopped at, and the rest is the runs
+//! created up to then (`created=FROM..UNTIL`).
 
 use std::path::Path;
 
@@ -15,7 +18,7 @@ use serde_json::json;
 
 use super::client::{Auth, Client};
 use super::timestamp::{parse_rfc3339, rfc3339};
-use super::{Adapter, Download, PlatformError};
+use super::{Adapter, Download, Failures, PlatformError};
 use crate::config::{GitHub as Settings, GitHubAnnotate};
 use crate::intake::clip;
 use crate::intake::github::WorkflowRun;
@@ -36,6 +39,11 @@ const RUN_SPAN_MS: u64 = 72 * 3_600_000;
 /// answers at most 1,000 results to a filtered listing anyway).
 const MAX_RUN_PAGES: u32 = 10;
 
+/// Pages of 100 jobs read per run attempt at most. A matrix makes at most
+/// 256 jobs, so 1,000 jobs is every job of any real run; the jobs of a run
+/// past that would not be looked at.
+const MAX_JOB_PAGES: u32 = 10;
+
 /// The GitHub adapter.
 #[derive(Debug)]
 pub struct GitHub {
@@ -47,6 +55,9 @@ pub struct GitHub {
 
 #[derive(Deserialize)]
 struct JobsPage {
+    /// Every job of the attempt, over all pages.
+    #[serde(default)]
+    total_count: Option<usize>,
     jobs: Vec<ApiJob>,
 }
 
@@ -189,14 +200,24 @@ impl Adapter for GitHub {
             id(&run.run_id, "run id")?,
             run.attempt.max(1)
         );
-        let page: JobsPage = self
-            .client
-            .json(Method::GET, &path, &|rb| {
-                Self::api(rb).query(&[("per_page", "100")])
-            })
-            .await?;
-        Ok(page
-            .jobs
+        let mut listed: Vec<ApiJob> = Vec::new();
+        for page in 1..=MAX_JOB_PAGES {
+            let number = page.to_string();
+            let got: JobsPage = self
+                .client
+                .json(Method::GET, &path, &|rb| {
+                    Self::api(rb).query(&[("per_page", "100"), ("page", number.as_str())])
+                })
+                .await?;
+            let count = got.jobs.len();
+            listed.extend(got.jobs);
+            // A short page is the last; so is one that brings the jobs
+            // read to what GitHub counts (a full last page).
+            if count < 100 || got.total_count.is_some_and(|total| listed.len() >= total) {
+                break;
+            }
+        }
+        Ok(listed
             .into_iter()
             .filter(|j| matches!(j.conclusion.as_deref(), Some("failure" | "timed_out")))
             // As the intake reads a `workflow_job` webhook: the job's own
@@ -220,14 +241,23 @@ impl Adapter for GitHub {
         &self,
         watched: &str,
         since_ms: u64,
+        until_ms: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Job>, PlatformError> {
+    ) -> Result<Failures, PlatformError> {
         let list = format!("{}/actions/runs", repo_path(watched)?);
+        let mut found = Failures::default();
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(found);
         }
-        let created = format!(">={}", rfc3339(since_ms.saturating_sub(RUN_SPAN_MS)));
-        let mut jobs: Vec<Job> = Vec::new();
+        // Whole seconds, as GitHub writes `created_at`: the bounds are exact
+        // for the creation times the rest of a listing is cut at.
+        let from = rfc3339(since_ms.saturating_sub(RUN_SPAN_MS));
+        let range = match until_ms {
+            Some(until) => format!("{from}..{}", rfc3339(until)),
+            None => format!(">={from}"),
+        };
+        // When the last run read was created: where the listing stands.
+        let mut last: Option<u64> = None;
         for page in 1..=MAX_RUN_PAGES {
             let number = page.to_string();
             let runs: RunsPage = self
@@ -235,7 +265,7 @@ impl Adapter for GitHub {
                 .json(Method::GET, &list, &|rb| {
                     Self::api(rb).query(&[
                         ("status", "failure"),
-                        ("created", created.as_str()),
+                        ("created", range.as_str()),
                         ("per_page", "100"),
                         ("page", number.as_str()),
                     ])
@@ -244,13 +274,22 @@ impl Adapter for GitHub {
             let listed = runs.workflow_runs.len();
             // Newest first, as GitHub lists them.
             for r in runs.workflow_runs {
-                if jobs.len() >= limit {
-                    return Ok(jobs);
-                }
-                let failed = matches!(r.conclusion.as_deref(), Some("failure" | "timed_out"));
+                let created = r.created_at.as_deref().and_then(parse_rfc3339);
                 let ended = r.updated_at.as_deref().and_then(parse_rfc3339);
-                if !failed || ended.is_some_and(|at| at < since_ms) {
+                // GitHub always says when a run was created; failing that,
+                // when it last changed is no earlier, so nothing is skipped.
+                let at = created.or(ended).unwrap_or(since_ms);
+                last = Some(at);
+                let failed = matches!(r.conclusion.as_deref(), Some("failure" | "timed_out"));
+                if !failed
+                    || ended.is_some_and(|t| t < since_ms)
+                    || until_ms.is_some_and(|until| created.is_some_and(|c| c > until))
+                {
                     continue;
+                }
+                if found.jobs.len() >= limit {
+                    found.rest_until = Some(at);
+                    return Ok(found);
                 }
                 // The run as the intake reads a failed `workflow_run`; the
                 // listing names the repository as GitHub spells it, which
@@ -262,15 +301,27 @@ impl Adapter for GitHub {
                     .to_string();
                 let run = r.into_job(&repository);
                 let mut failed_jobs = self.failed_jobs(&run).await?;
-                failed_jobs.truncate(limit - jobs.len());
-                jobs.extend(failed_jobs);
+                let room = limit - found.jobs.len();
+                if failed_jobs.len() > room {
+                    // Whole runs, so the rest starts with this one; only a
+                    // first run larger than the bound is cut.
+                    found.rest_until = Some(at);
+                    if found.jobs.is_empty() {
+                        failed_jobs.truncate(room);
+                        found.jobs.extend(failed_jobs);
+                    }
+                    return Ok(found);
+                }
+                found.jobs.extend(failed_jobs);
             }
             if listed < 100 {
-                break;
+                return Ok(found);
             }
         }
-        jobs.truncate(limit);
-        Ok(jobs)
+        // Every page was full: older runs are past the cap, and the rest
+        // starts with the last run read.
+        found.rest_until = last;
+        Ok(found)
     }
 
     async fn rerun_job(&self, job: &Job, debug_logging: bool) -> Result<(), PlatformError> {

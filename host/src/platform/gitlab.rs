@@ -1,73 +1,27 @@
 //! GitLab CI through the REST API v4 (gitlab.com or a self-hosted instance
 //! at `[gitlab] url`), authenticated with `PRIVATE-TOKEN`.
 //!
-//! Catch-up lists a project's failed jobs (`scope[]=failed`, newest first)
-//! and builds each as the intake builds a failed job of a Pipeline Hook:
-//! the numeric project id in `api_id` and attempt 1 (a retry is a new job
-//! id), so the job is one fact with its Job Hook and Pipeline Hook.
+//! Catch-up (`gitlab/catch_up.rs`) lists a project's failed pipelines by
+//! when they were updated, and the failed jobs of each as their Job Hooks
+//! say them.
+
+mod catch_up;
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::client::{Auth, Client};
-use super::timestamp::parse_rfc3339;
-use super::{Adapter, Download, PlatformError};
+use super::{Adapter, Download, Failures, PlatformError};
 use crate::config::GitLab as Settings;
-use crate::intake::clip;
 use crate::model::{Job, Platform};
-
-/// Pages of 100 failed jobs read per project and pass at most.
-const MAX_JOB_PAGES: u32 = 10;
 
 /// The GitLab adapter.
 #[derive(Debug)]
 pub struct GitLab {
     client: Client,
-}
-
-/// A job as `GET /projects/:id/jobs` lists it.
-#[derive(Deserialize)]
-struct ApiJob {
-    id: u64,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(rename = "ref", default)]
-    git_ref: Option<String>,
-    #[serde(default)]
-    finished_at: Option<String>,
-    #[serde(default)]
-    web_url: Option<String>,
-    #[serde(default)]
-    pipeline: Option<ApiPipeline>,
-    #[serde(default)]
-    commit: Option<ApiCommit>,
-}
-
-#[derive(Deserialize)]
-struct ApiPipeline {
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(default)]
-    project_id: Option<u64>,
-    #[serde(default)]
-    sha: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ApiCommit {
-    #[serde(default)]
-    id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ApiProject {
-    id: u64,
 }
 
 fn num(s: &str, what: &str) -> Result<u64, PlatformError> {
@@ -120,41 +74,6 @@ fn encoded_project(path: &str) -> Result<String, PlatformError> {
     Ok(format!("/projects/{encoded}"))
 }
 
-/// `group/project` from a job's web URL (`https://HOST/group/project/-/jobs/7`).
-fn path_from_job_url(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let path = rest.split_once('/')?.1;
-    let project = path.split_once("/-/")?.0;
-    (!project.is_empty()).then(|| project.to_string())
-}
-
-/// A listed failed job as the intake builds a Pipeline Hook's: `api_id`
-/// is the numeric project id (the fact key's project), the attempt 1.
-/// People read the project's path: as configured, else from the job's URL.
-fn listed_job(j: ApiJob, project_id: u64, watched: &str, by_path: bool) -> Job {
-    let repository = by_path
-        .then(|| watched.to_string())
-        .or_else(|| j.web_url.as_deref().and_then(path_from_job_url))
-        .unwrap_or_else(|| watched.to_string());
-    let pipeline = j.pipeline;
-    let run_id = pipeline.as_ref().and_then(|p| p.id);
-    let sha = pipeline
-        .and_then(|p| p.sha)
-        .or_else(|| j.commit.and_then(|c| c.id));
-    Job {
-        platform: Platform::Gitlab,
-        repository: clip(&repository, 256),
-        run_id: run_id.map(|id| id.to_string()).unwrap_or_default(),
-        job_id: j.id.to_string(),
-        job_name: clip(&j.name, 256),
-        attempt: 1,
-        commit: sha.map(|s| clip(&s, 64)),
-        branch: j.git_ref.map(|s| clip(&s, 256)),
-        url: j.web_url.map(|s| clip(&s, 1024)),
-        api_id: Some(project_id.to_string()),
-    }
-}
-
 impl GitLab {
     /// An adapter for `[gitlab]`.
     pub fn new(settings: &Settings) -> Result<GitLab, PlatformError> {
@@ -202,68 +121,10 @@ impl Adapter for GitLab {
         &self,
         watched: &str,
         since_ms: u64,
+        until_ms: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Job>, PlatformError> {
-        let project = project_ref(watched)?;
-        let list = format!("{project}/jobs");
-        // The numeric id names the project in fact keys (webhooks carry
-        // it): configured, else said by each job's pipeline, else looked
-        // up once.
-        let mut project_id: Option<u64> = watched.parse().ok();
-        let by_path = project_id.is_none();
-        let mut jobs = Vec::new();
-        if limit == 0 {
-            return Ok(jobs);
-        }
-        for page in 1..=MAX_JOB_PAGES {
-            let number = page.to_string();
-            let listed: Vec<ApiJob> = self
-                .client
-                .json(Method::GET, &list, &|rb| {
-                    rb.query(&[
-                        ("scope[]", "failed"),
-                        ("per_page", "100"),
-                        ("page", number.as_str()),
-                    ])
-                })
-                .await?;
-            let count = listed.len();
-            let mut recent = false;
-            for j in listed {
-                let finished = j.finished_at.as_deref().and_then(parse_rfc3339);
-                if finished.is_none_or(|at| at < since_ms) {
-                    continue;
-                }
-                recent = true;
-                if j.status.as_deref().is_some_and(|s| s != "failed") {
-                    continue;
-                }
-                let id = match j
-                    .pipeline
-                    .as_ref()
-                    .and_then(|p| p.project_id)
-                    .or(project_id)
-                {
-                    Some(id) => id,
-                    None => {
-                        let p: ApiProject =
-                            self.client.json(Method::GET, &project, &|rb| rb).await?;
-                        project_id = Some(p.id);
-                        p.id
-                    }
-                };
-                jobs.push(listed_job(j, id, watched, by_path));
-                if jobs.len() >= limit {
-                    return Ok(jobs);
-                }
-            }
-            // Listed newest first: a full page of which nothing finished
-            // since means the pages after it are older still.
-            if count < 100 || !recent {
-                break;
-            }
-        }
-        Ok(jobs)
+    ) -> Result<Failures, PlatformError> {
+        catch_up::recent_failures(&self.client, watched, since_ms, until_ms, limit).await
     }
 
     async fn rerun_job(&self, job: &Job, _debug_logging: bool) -> Result<(), PlatformError> {
@@ -350,34 +211,5 @@ mod tests {
         for bad in ["", "a//b", "../b", "a/.", "/a"] {
             assert!(project_ref(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn listed_jobs_are_the_facts_their_webhooks_are() {
-        let listed: ApiJob = serde_json::from_value(json!({
-            "id": 1977,
-            "name": "test",
-            "status": "failed",
-            "ref": "main",
-            "finished_at": "2024-05-01T12:00:00.000Z",
-            "web_url": "https://gitlab.example.com/group/sub/app/-/jobs/1977",
-            "pipeline": { "id": 2366, "project_id": 380, "sha": "2293ada6", "ref": "main" },
-            "commit": { "id": "2293ada6" }
-        }))
-        .unwrap();
-        let job = listed_job(listed, 380, "380", false);
-        assert_eq!(job.repository, "group/sub/app");
-        assert_eq!(
-            (job.run_id.as_str(), job.job_id.as_str(), job.attempt),
-            ("2366", "1977", 1)
-        );
-        assert_eq!(job.api_id.as_deref(), Some("380"));
-        assert_eq!(job.commit.as_deref(), Some("2293ada6"));
-        let event = crate::intake::EventKind::JobCompleted {
-            job,
-            status: crate::intake::JobStatus::Failed,
-        };
-        assert_eq!(event.fact_key(), "fact:gitlab:380:1977:1:Failed");
-        assert_eq!(path_from_job_url("https://h/-/jobs/1"), None);
     }
 }

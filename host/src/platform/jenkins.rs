@@ -12,10 +12,10 @@
 //! encodes them again, so what guard sends is exactly what Jenkins' own
 //! links say, whatever a webhook sent.
 //!
-//! Catch-up reads a job's last builds (`api/json?tree=builds[…]{0,50}`)
-//! and builds each failed one as the intake builds it from a notification:
-//! the job's path as Jenkins spells it in `api_id`, the build number as
-//! run and job id, attempt 1 — one fact either way.
+//! Catch-up (`jenkins/catch_up.rs`) reads a job's builds and builds each
+//! failed one as the intake builds it from a notification.
+
+mod catch_up;
 
 use std::path::Path;
 
@@ -25,7 +25,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::client::{Auth, Client};
-use super::{Adapter, Download, PlatformError};
+use super::{Adapter, Download, Failures, PlatformError};
 use crate::config::Jenkins as Settings;
 use crate::intake::clip;
 use crate::model::{Job, Platform};
@@ -56,13 +56,6 @@ const SEGMENT: &AsciiSet = &CONTROLS
 
 /// The longest job path accepted, in bytes as sent.
 const MAX_PATH: usize = 2048;
-
-/// What catch-up reads of a job: its last 50 builds, with what tells a
-/// failed one, when it ended (`timestamp` is the start, in ms) and the
-/// commit the git plugin built (what a notification's `scm` says; the
-/// heal budget is per commit).
-const BUILDS_TREE: &str = "builds[number,result,timestamp,duration,url,\
-                           actions[lastBuiltRevision[SHA1,branch[name]]]]{0,50}";
 
 /// Why a text is not a Jenkins job path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,15 +124,23 @@ impl JobPath {
     }
 
     /// A job as `[jenkins] jobs` names it: its URL path when it starts
-    /// with `job/` (parsed as [`JobPath::parse`] does), else its full name,
-    /// `/` between levels, each level an item name as Jenkins names it
-    /// (`folder/asgard web`; a multibranch branch `feature/x` is the item
-    /// `feature%2Fx`: `p/feature%2Fx`). Item names are checked alike.
+    /// with `job/` (parsed as [`JobPath::parse`] does), else its full name
+    /// (read as [`JobPath::from_full_name`] does).
     pub fn from_config(name: &str) -> Result<JobPath, BadJobPath> {
         let trimmed = name.trim_matches('/');
         if trimmed == "job" || trimmed.starts_with("job/") {
             return JobPath::parse(name);
         }
+        JobPath::from_full_name(name)
+    }
+
+    /// A job by its full name, as Jenkins' `fullName` says it: `/` between
+    /// levels, each level an item name as Jenkins names it (`folder/asgard
+    /// web`; a multibranch branch `feature/x` is the item `feature%2Fx`:
+    /// `p/feature%2Fx`). Item names are checked as [`JobPath::parse`]
+    /// checks them.
+    pub fn from_full_name(name: &str) -> Result<JobPath, BadJobPath> {
+        let trimmed = name.trim_matches('/');
         if trimmed.is_empty() {
             return Err(BadJobPath::new(name, "it is empty"));
         }
@@ -193,51 +194,6 @@ pub struct Jenkins {
 }
 
 #[derive(Deserialize)]
-struct Builds {
-    #[serde(default)]
-    builds: Vec<ApiBuild>,
-}
-
-/// A build as [`BUILDS_TREE`] reads it.
-#[derive(Deserialize)]
-struct ApiBuild {
-    number: u64,
-    #[serde(default)]
-    result: Option<String>,
-    #[serde(default)]
-    timestamp: u64,
-    #[serde(default)]
-    duration: u64,
-    #[serde(default)]
-    url: Option<String>,
-    /// Most actions are `{}` under the tree filter; Jenkins may list
-    /// `null`s too.
-    #[serde(default)]
-    actions: Vec<Option<BuildAction>>,
-}
-
-/// The git plugin's `BuildData` action, when the build has one.
-#[derive(Deserialize)]
-struct BuildAction {
-    #[serde(default, rename = "lastBuiltRevision")]
-    last_built_revision: Option<Revision>,
-}
-
-#[derive(Deserialize)]
-struct Revision {
-    #[serde(default, rename = "SHA1")]
-    sha1: Option<String>,
-    #[serde(default)]
-    branch: Vec<RevisionBranch>,
-}
-
-#[derive(Deserialize)]
-struct RevisionBranch {
-    #[serde(default)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Crumb {
     crumb: String,
@@ -261,37 +217,6 @@ fn number(job: &Job) -> Result<u64, PlatformError> {
         platform: "jenkins",
         message: format!("build number {:?} is not a number", job.run_id),
     })
-}
-
-/// A failed build of `path` as the intake builds it from a notification;
-/// the commit and branch are the git plugin's last built revision (the
-/// first one, when a build checked out several repositories).
-fn listed_build(path: &JobPath, b: ApiBuild) -> Job {
-    let revision = b
-        .actions
-        .iter()
-        .flatten()
-        .filter_map(|a| a.last_built_revision.as_ref())
-        .find(|r| r.sha1.is_some());
-    let commit = revision
-        .and_then(|r| r.sha1.as_deref())
-        .map(|s| clip(s, 64));
-    let branch = revision
-        .and_then(|r| r.branch.first())
-        .and_then(|br| br.name.as_deref())
-        .map(|s| clip(s, 256));
-    Job {
-        platform: Platform::Jenkins,
-        repository: clip(&path.display(), 512),
-        run_id: b.number.to_string(),
-        job_id: b.number.to_string(),
-        job_name: clip(&display_name(path.name()), 256),
-        attempt: 1,
-        commit,
-        branch,
-        url: b.url.map(|s| clip(&s, 1024)),
-        api_id: Some(path.url_path()),
-    }
 }
 
 impl Jenkins {
@@ -362,27 +287,10 @@ impl Adapter for Jenkins {
         &self,
         watched: &str,
         since_ms: u64,
+        until_ms: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Job>, PlatformError> {
-        let path = JobPath::from_config(watched).map_err(|e| PlatformError::Protocol {
-            platform: "jenkins",
-            message: e.to_string(),
-        })?;
-        let api = format!("/{}/api/json", path.url_path());
-        let page: Builds = self
-            .client
-            .json(Method::GET, &api, &|rb| rb.query(&[("tree", BUILDS_TREE)]))
-            .await?;
-        Ok(page
-            .builds
-            .into_iter()
-            // UNSTABLE is how Jenkins marks a build whose tests failed;
-            // a build still running has no result yet.
-            .filter(|b| matches!(b.result.as_deref(), Some("FAILURE" | "UNSTABLE")))
-            .filter(|b| b.timestamp.saturating_add(b.duration) >= since_ms)
-            .take(limit)
-            .map(|b| listed_build(&path, b))
-            .collect())
+    ) -> Result<Failures, PlatformError> {
+        catch_up::recent_failures(&self.client, watched, since_ms, until_ms, limit).await
     }
 
     async fn rerun_job(&self, job: &Job, _debug_logging: bool) -> Result<(), PlatformError> {
@@ -520,39 +428,16 @@ mod tests {
         ] {
             assert!(JobPath::from_config(bad).is_err(), "{bad:?} was accepted");
         }
-    }
-
-    #[test]
-    fn listed_builds_are_the_facts_their_notifications_are() {
-        let path = JobPath::from_config("p/feature%2Fx").unwrap();
-        let build: ApiBuild = serde_json::from_value(serde_json::json!({
-            "number": 7, "result": "FAILURE", "timestamp": 1, "duration": 2,
-            "url": "http://j/job/p/job/feature%252Fx/7/",
-            "actions": [
-                null,
-                { "_class": "hudson.model.CauseAction" },
-                { "_class": "hudson.plugins.git.util.BuildData",
-                  "lastBuiltRevision": { "SHA1": "c47a4f3f", "branch": [{ "SHA1": "c47a4f3f", "name": "feature/x" }] } }
-            ]
-        }))
-        .unwrap();
-        let job = listed_build(&path, build);
+        // Jenkins' `fullName` is always a full name: a folder may be `job`.
         assert_eq!(
-            (job.repository.as_str(), job.job_name.as_str()),
-            ("p/feature/x", "feature/x")
+            JobPath::from_full_name("job/x").unwrap().url_path(),
+            "job/job/job/x"
         );
         assert_eq!(
-            (job.commit.as_deref(), job.branch.as_deref()),
-            (Some("c47a4f3f"), Some("feature/x"))
+            JobPath::from_full_name("p/feature%2Fx").unwrap().url_path(),
+            "job/p/job/feature%252Fx"
         );
-        let event = crate::intake::EventKind::JobCompleted {
-            job,
-            status: crate::intake::JobStatus::Failed,
-        };
-        assert_eq!(
-            event.fact_key(),
-            "fact:jenkins:job/p/job/feature%252Fx:7:1:Failed"
-        );
+        assert!(JobPath::from_full_name("a/../b").is_err());
     }
 
     #[test]

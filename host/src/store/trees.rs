@@ -11,6 +11,7 @@ use sled::IVec;
 
 use super::typed::{CodecError, Key, Tree, TreeDef, Value};
 use super::{AuditRecord, SecurityEvent, StoreError};
+use crate::daemon::catch_up::Rest;
 use crate::daemon::queue::{JobRecord, QueuedEvent};
 use crate::daemon::schedule::Scheduled;
 use crate::detect::classifier::Model;
@@ -82,6 +83,9 @@ impl Trees {
     /// configured) → when the last catch-up pass that listed it without
     /// error started (ms, u64 BE, not JSON): its watermark.
     pub const CATCH_UP: TreeDef<str, u64> = TreeDef::new("catch_up");
+    /// `catch_up_rest`: `platform␟watched` → [`Rest`]: where the last
+    /// catch-up listing of it was cut short, while the rest is owed.
+    pub const CATCH_UP_REST: TreeDef<str, Rest> = TreeDef::new("catch_up_rest");
     /// `rate_limits`: `platform␟API base URL` → until when (ms, u64 BE,
     /// not JSON) its quota is used up: every replica waits it out.
     pub const RATE_LIMITS: TreeDef<str, u64> = TreeDef::new("rate_limits");
@@ -126,6 +130,7 @@ json_values!(
     JobRecord,
     JournalEntry,
     Scheduled,
+    Rest,
 );
 
 /// Key of [`Trees::JOURNAL`]: one action of the heal of one event. Laid
