@@ -252,6 +252,7 @@ async fn the_failed_jobs_of_a_run_are_read_from_every_page() {
         webhook_secret: None,
         annotate: GitHubAnnotate::CommitComment,
         repositories: Vec::new(),
+        app: None,
     })
     .unwrap();
     let run = Job {
