@@ -40,6 +40,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::StoreError;
+use super::raw::{ClaimFn, Rows, UpdateFn};
 use super::typed::TxResult;
 
 /// The schema, one migration per entry: (version, what it does, SQL).
@@ -427,7 +428,7 @@ impl Pg {
         prefix: &[u8],
         reverse: bool,
         limit: Option<usize>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Rows, StoreError> {
         let end = prefix_end(prefix);
         let order = if reverse { "DESC" } else { "ASC" };
         let limit = limit.map_or(i64::MAX, |l| l.min(i64::MAX as usize) as i64);
@@ -507,7 +508,7 @@ impl Pg {
         &self,
         tree: &str,
         key: &[u8],
-        f: &mut (dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + Send),
+        f: &mut UpdateFn<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.block(async {
             loop {
@@ -582,8 +583,8 @@ impl Pg {
         tree: &str,
         prefix: &[u8],
         limit: usize,
-        f: &mut (dyn FnMut(&[u8], &[u8]) -> Option<Vec<u8>> + Send),
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        f: &mut ClaimFn<'_>,
+    ) -> Result<Rows, StoreError> {
         let end = prefix_end(prefix);
         let page_size = CLAIM_PAGE.max(limit.saturating_mul(2).min(1024) as i64);
         self.block(async {

@@ -28,9 +28,18 @@ pub(crate) enum RawTree {
     },
 }
 
+/// Raw records: (key, value) bytes.
+pub(crate) type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A read-modify-write of one value's bytes (`None`: absent / remove).
+pub(crate) type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + Send + 'a;
+
+/// Whether to claim a record (given key and value): its new value if so.
+pub(crate) type ClaimFn<'a> = dyn FnMut(&[u8], &[u8]) -> Option<Vec<u8>> + Send + 'a;
+
 /// Records of a tree in key order, from either store.
 pub(crate) enum RawIter {
-    Sled(sled::Iter),
+    Sled(Box<sled::Iter>),
     Rows(std::vec::IntoIter<(Vec<u8>, Vec<u8>)>),
     Failed(Option<StoreError>),
 }
@@ -104,8 +113,8 @@ impl RawTree {
     /// The records whose keys start with `prefix`, in key order.
     pub(crate) fn scan(&self, prefix: &[u8]) -> RawIter {
         match self {
-            RawTree::Sled(t) if prefix.is_empty() => RawIter::Sled(t.iter()),
-            RawTree::Sled(t) => RawIter::Sled(t.scan_prefix(prefix)),
+            RawTree::Sled(t) if prefix.is_empty() => RawIter::Sled(Box::new(t.iter())),
+            RawTree::Sled(t) => RawIter::Sled(Box::new(t.scan_prefix(prefix))),
             RawTree::Pg { pg, name } => match pg.scan(name, prefix, false, None) {
                 Ok(rows) => RawIter::Rows(rows.into_iter()),
                 Err(e) => RawIter::Failed(Some(e)),
@@ -174,7 +183,7 @@ impl RawTree {
     pub(crate) fn update(
         &self,
         key: &[u8],
-        f: &mut (dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + Send),
+        f: &mut UpdateFn<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             RawTree::Sled(t) => loop {
@@ -195,7 +204,7 @@ impl RawTree {
         &self,
         prefix: &[u8],
         limit: usize,
-        f: &mut (dyn FnMut(&[u8], &[u8]) -> Option<Vec<u8>> + Send),
+        f: &mut ClaimFn<'_>,
     ) -> Result<Vec<(IVec, IVec)>, StoreError> {
         match self {
             RawTree::Sled(t) => {

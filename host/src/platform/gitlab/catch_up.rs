@@ -133,7 +133,7 @@ fn latest_failures(
     watched: &str,
     by_path: bool,
 ) -> Vec<Job> {
-    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
     let mut runs: HashMap<String, u32> = HashMap::new();
     for j in &jobs {
         *runs.entry(j.name.clone()).or_default() += 1;
