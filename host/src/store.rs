@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 mod postgres;
 mod raw;
+mod records;
 mod trees;
 mod typed;
 
+pub use raw::PluginKv;
+pub use records::{AuditRecord, SecurityEvent};
 pub use trees::{JournalEntry, JournalKey, ScheduleKey, Trees, plugin_kv_name};
 pub use typed::{CodecError, Key, Tree, TreeDef, TxError, TxResult, TxTree, Value, transaction};
 
@@ -94,49 +95,6 @@ struct GroupCommit {
     done: std::sync::atomic::AtomicU64,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
-}
-
-/// A security event: a denial or a contained plugin failure.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SecurityEvent {
-    /// Unix time in milliseconds.
-    pub at_ms: u64,
-    /// The plugin concerned.
-    pub plugin: String,
-    /// What happened, e.g. `denied`, `trap`, `timeout`.
-    pub kind: String,
-    /// The host function or limit involved, e.g. `ci.rerun-job`.
-    pub subject: String,
-    /// A sentence for people.
-    pub message: String,
-}
-
-impl SecurityEvent {
-    /// An event happening now.
-    pub fn new(plugin: &str, kind: &str, subject: &str, message: &str) -> SecurityEvent {
-        SecurityEvent {
-            at_ms: now_ms(),
-            plugin: plugin.into(),
-            kind: kind.into(),
-            subject: subject.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// An audit record: one action a plugin asked the host to take.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AuditRecord {
-    /// Unix time in milliseconds.
-    pub at_ms: u64,
-    /// The plugin that asked.
-    pub plugin: String,
-    /// The host function, e.g. `ci.rerun-job`.
-    pub action: String,
-    /// Its target and arguments, for people.
-    pub detail: String,
-    /// `done`, `dry-run`, `denied` or `failed: …`.
-    pub outcome: String,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -465,43 +423,6 @@ impl Store {
             Backend::Sled(db) => db,
             Backend::Pg(_) => panic!("not a sled store"),
         }
-    }
-}
-
-/// A plugin's private tree (`guard:plugin/kv`): its keys and values are the
-/// plugin's own bytes.
-#[derive(Clone)]
-pub struct PluginKv(raw::RawTree);
-
-impl std::fmt::Debug for PluginKv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PluginKv")
-    }
-}
-
-impl PluginKv {
-    /// The value under `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.get(key)?.map(|v| v.to_vec()))
-    }
-
-    /// Writes `value` under `key`.
-    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.0.insert(key, value)
-    }
-
-    /// Removes `key`.
-    pub fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.0.take(key).map(|_| ())
-    }
-
-    /// Up to `limit` keys starting with `prefix`, in order.
-    pub fn keys(&self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.0
-            .scan(prefix)
-            .take(limit)
-            .map(|r| r.map(|(k, _)| k.to_vec()))
-            .collect()
     }
 }
 

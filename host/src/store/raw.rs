@@ -231,3 +231,40 @@ impl RawTree {
         }
     }
 }
+
+/// A plugin's private tree (`guard:plugin/kv`): its keys and values are the
+/// plugin's own bytes.
+#[derive(Clone)]
+pub struct PluginKv(pub(super) RawTree);
+
+impl std::fmt::Debug for PluginKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginKv")
+    }
+}
+
+impl PluginKv {
+    /// The value under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes `value` under `key`.
+    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.0.insert(key, value)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.0.take(key).map(|_| ())
+    }
+
+    /// Up to `limit` keys starting with `prefix`, in order.
+    pub fn keys(&self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.0
+            .scan(prefix)
+            .take(limit)
+            .map(|r| r.map(|(k, _)| k.to_vec()))
+            .collect()
+    }
+}
