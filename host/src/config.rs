@@ -89,6 +89,10 @@ pub struct StoreConfig {
     /// `postgres://user:password@host:5432/db`; absent: sled. The
     /// environment variable `GUARD_STORE_URL` overrides it.
     pub url: Option<String>,
+    /// A certificate authority (PEM) to trust for the server's TLS
+    /// certificate besides the public ones; setting it turns TLS on (as
+    /// `sslmode=require` in the URL does).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl StoreConfig {

@@ -133,7 +133,13 @@ impl Store {
     /// Connects to PostgreSQL at `url` (several guard processes may share
     /// it), applying the schema migrations it lacks.
     pub fn connect(url: &str) -> Result<Store, StoreError> {
-        let pg = Arc::new(postgres::Pg::connect(url)?);
+        Store::connect_with(url, None)
+    }
+
+    /// [`Store::connect`], trusting the certificate authority in `ca_file`
+    /// (PEM) besides the public ones for the server's TLS certificate.
+    pub fn connect_with(url: &str, ca_file: Option<&Path>) -> Result<Store, StoreError> {
+        let pg = Arc::new(postgres::Pg::connect(url, ca_file)?);
         let store = Store::with(Backend::Pg(pg.clone()), false);
         pg.listen(store.changes.clone());
         store.init()?;
@@ -224,7 +230,7 @@ impl Store {
         fallback: bool,
     ) -> Result<(Store, Option<String>), StoreError> {
         if let Some(url) = config.url(|v| std::env::var(v).ok()) {
-            return Ok((Store::connect(&url)?, None));
+            return Ok((Store::connect_with(&url, config.ca_file.as_deref())?, None));
         }
         let dir = data.join("db");
         if fallback {

@@ -50,6 +50,19 @@ impl PgServer {
 
     /// [`PgServer::start`] for synchronous code.
     pub fn start_blocking() -> Option<PgServer> {
+        PgServer::start_inner(false)
+    }
+
+    /// A server that takes TLS connections, its certificate (for
+    /// 127.0.0.1) issued by a throwaway CA made here with `openssl`;
+    /// returns the server and the CA's certificate (PEM).
+    pub fn start_tls_blocking() -> Option<(PgServer, PathBuf)> {
+        let server = PgServer::start_inner(true)?;
+        let ca = server.root.path().join("ca.crt");
+        Some((server, ca))
+    }
+
+    fn start_inner(tls: bool) -> Option<PgServer> {
         let required = std::env::var_os("GUARD_REQUIRE_POSTGRES").is_some();
         let unavailable = |why: &str| {
             assert!(!required, "GUARD_REQUIRE_POSTGRES is set but {why}");
@@ -83,6 +96,9 @@ impl PgServer {
             .prefix("guard-pg-")
             .tempdir_in(&parent)
             .unwrap();
+        if tls {
+            make_certificates(root.path());
+        }
         if !run_as.is_empty() {
             run(Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -127,6 +143,18 @@ impl PgServer {
                 "-c",
                 "max_connections=200",
             ])
+            .args(if tls {
+                vec![
+                    "-c".to_string(),
+                    "ssl=on".to_string(),
+                    "-c".to_string(),
+                    format!("ssl_cert_file={}", root.path().join("server.crt").display()),
+                    "-c".to_string(),
+                    format!("ssl_key_file={}", root.path().join("server.key").display()),
+                ]
+            } else {
+                Vec::new()
+            })
             .current_dir(root.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -433,4 +461,78 @@ async fn a_throwaway_cluster_starts_and_takes_connections() {
     drop(pg);
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     assert!(!dir.exists());
+}
+
+/// A CA and a server certificate for 127.0.0.1 it issued, in `dir`
+/// (`ca.crt`, `server.crt`, `server.key`): a CA's own certificate cannot
+/// serve as a server's (rustls refuses it), as in real deployments.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (installed with postgresql) is needed for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=guard test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    // The server refuses a key others may read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
 }

@@ -325,3 +325,42 @@ async fn a_store_whose_server_is_gone_says_so_and_recovers_nothing_silently() {
     assert!(get.is_err(), "{get:?}");
     assert!(put.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgresql_is_verified_against_the_configured_ca() {
+    let Some((pg, ca)) = tokio::task::spawn_blocking(PgServer::start_tls_blocking)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = format!("{}?sslmode=require", pg.url());
+    let (u, c) = (url.clone(), ca.clone());
+    let s = tokio::task::spawn_blocking(move || Store::connect_with(&u, Some(&c)).unwrap())
+        .await
+        .unwrap();
+    s.put(Trees::DELIVERIES, "over-tls", &1).unwrap();
+    // Every connection guard made is encrypted.
+    let ssl = pg.psql(
+        "guard",
+        "select bool_and(s.ssl) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'guard'",
+    );
+    assert_eq!(ssl, "t");
+    // A certificate nothing vouches for is refused, not used in the clear.
+    let u = url.clone();
+    let e = tokio::task::spawn_blocking(move || Store::connect_with(&u, None).unwrap_err())
+        .await
+        .unwrap()
+        .to_string();
+    assert!(e.contains("certificate"), "{e}");
+    // A CA file that holds no certificate is a configuration error.
+    let empty = pg.dir().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let e = Store::connect_with(&url, Some(&empty))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+}

@@ -81,7 +81,8 @@ retention_days = 30              # job records kept for the API and the dashboar
 # events with a lease of [server] lease_secs (default 30); migrations are
 # applied at start-up.
 # [store]
-# url = "postgres://user:password@host:5432/guard"
+# url = "postgres://user:password@host:5432/guard?sslmode=require"   # TLS, checked against public CAs
+# ca_file = "/etc/guard/db-ca.pem"   # a private CA for the server's certificate (turns TLS on)
 
 # Catch-up after downtime: webhooks sent while guard was down are not sent
 # again, so at start-up and then every interval_secs the daemon asks each

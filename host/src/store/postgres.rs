@@ -39,6 +39,7 @@ use tokio_postgres::error::SqlState;
 
 mod atomic;
 mod listen;
+mod tls;
 
 pub(super) use atomic::PgTx;
 
@@ -80,6 +81,8 @@ pub(super) const CHANNEL: &str = "guard_changes";
 /// A connection pool to guard's database.
 pub struct Pg {
     pool: Pool,
+    /// Set when connections use TLS (the listener's too).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// The block of ids this process holds: the next one, and the end.
     ids: std::sync::Mutex<(u64, u64)>,
     config: tokio_postgres::Config,
@@ -113,8 +116,20 @@ impl Runtime {
     }
 }
 
-fn pg_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Pg(e.to_string())
+/// The error with its causes: a TLS handshake that failed says why (an
+/// unknown issuer, a name mismatch) only in its source.
+fn pg_err(e: impl std::error::Error) -> StoreError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+        source = s.source();
+    }
+    StoreError::Pg(message)
 }
 
 /// A serialization failure or deadlock: the transaction is to be retried.
@@ -166,9 +181,10 @@ fn shown(url: &str) -> String {
 const CLAIM_PAGE: i64 = 16;
 
 impl Pg {
-    /// Connects to `url` (a `postgres://` URL or `key=value` string) and
+    /// Connects to `url` (a `postgres://` URL or `key=value` string) —
+    /// over TLS with `sslmode=require` or a `ca_file` (see `tls.rs`) — and
     /// applies the migrations this database lacks.
-    pub fn connect(url: &str) -> Result<Pg, StoreError> {
+    pub fn connect(url: &str, ca_file: Option<&std::path::Path>) -> Result<Pg, StoreError> {
         let shown = shown(url);
         let mut config: tokio_postgres::Config = url
             .parse()
@@ -183,19 +199,24 @@ impl Pg {
         if config.get_application_name().is_none() {
             config.application_name("guard");
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("guard-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Pg(format!("starting the database runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = tls::connector(&config, ca_file)?;
+        // Wrapped at once: dropped on an error path inside an async caller,
+        // a bare runtime would panic.
+        let runtime = Runtime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("guard-pg")
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Pg(format!("starting the database runtime: {e}")))?,
+        ));
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
+            None => Manager::from_config(config.clone(), NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -205,13 +226,16 @@ impl Pg {
             .map_err(pg_err)?;
         let pg = Pg {
             pool,
+            tls,
             ids: std::sync::Mutex::new((0, 0)),
             config,
-            runtime: Runtime(Some(runtime)),
+            runtime,
             shown,
         };
-        pg.migrate()
-            .map_err(|e| StoreError::Pg(format!("{}: {e}", pg.shown)))?;
+        pg.migrate().map_err(|e| match e {
+            StoreError::Pg(m) => StoreError::Pg(format!("{}: {m}", pg.shown)),
+            other => other,
+        })?;
         Ok(pg)
     }
 

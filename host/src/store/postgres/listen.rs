@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::NoTls;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Socket};
 
 use super::super::StoreError;
 use super::{CHANNEL, Pg};
@@ -28,11 +29,16 @@ impl Pg {
             return;
         };
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let shown = self.shown.clone();
         handle.spawn(async move {
             let mut failures = 0u32;
             loop {
-                match listen_once(&config, &tx).await {
+                let once = match &tls {
+                    Some(t) => listen_once(&config, t.clone(), &tx).await,
+                    None => listen_once(&config, NoTls, &tx).await,
+                };
+                match once {
                     Ok(()) => failures = 0,
                     Err(e) => {
                         failures += 1;
@@ -47,11 +53,18 @@ impl Pg {
 }
 
 /// One listening connection's life: `Ok` when the server closed it.
-async fn listen_once(
+async fn listen_once<T>(
     config: &tokio_postgres::Config,
+    tls: T,
     tx: &tokio::sync::broadcast::Sender<String>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (msgs_tx, mut msgs) = tokio::sync::mpsc::unbounded_channel();
     // The connection delivers notifications only to whoever polls it.
     let driver = tokio::spawn(async move {
