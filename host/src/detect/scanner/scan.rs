@@ -3,7 +3,7 @@
 //! [`SET_AFTER_BYTES`], the big-log way (the one set) after, each hit
 //! verified on its own line.
 
-use super::{KEEP_FIRST, KEEP_LAST, MAX_FACTS, RuleSet, SET_AFTER_BYTES};
+use super::{KEEP_FIRST, KEEP_LAST, MAX_FACTS, NAIVE_BYTES, RuleSet, SET_AFTER_BYTES};
 use crate::model::{Evidence, Finding};
 
 /// Matches of one rule in one log.
@@ -34,6 +34,8 @@ pub struct Scan<'a> {
     bytes: usize,
     /// Past this many bytes, the big-log way.
     pub(super) set_after: usize,
+    /// Up to this many bytes, literals are searched one by one.
+    pub(super) naive_until: usize,
 }
 
 /// A line of a block: its number in the original log, where it starts in
@@ -72,6 +74,7 @@ impl<'a> Scan<'a> {
             candidates: Vec::new(),
             bytes: 0,
             set_after: SET_AFTER_BYTES,
+            naive_until: NAIVE_BYTES,
         }
     }
 
@@ -131,12 +134,13 @@ impl<'a> Scan<'a> {
             return;
         };
         self.candidates.clear();
-        for m in p.automaton.find_overlapping_iter(block) {
-            let li = line_at(lines, m.start());
-            for &rule in &p.owners[m.pattern().as_usize()] {
-                self.candidates.push((rule, li));
+        let candidates = &mut self.candidates;
+        p.for_each_match(block, self.bytes <= self.naive_until, |pattern, at| {
+            let li = line_at(lines, at);
+            for &rule in &p.owners[pattern] {
+                candidates.push((rule, li));
             }
-        }
+        });
         self.candidates.sort_unstable();
         self.candidates.dedup();
         for i in 0..self.candidates.len() {
