@@ -93,12 +93,15 @@ impl Analyzer {
                 Vec::new()
             }
         };
-        let (rules, errors) = RuleSet::compile(
+        let mut plans = scanner::plans::Plans::load(runtime.cache_dir());
+        let (rules, errors) = RuleSet::compile_with(
             packs
                 .iter()
                 .flat_map(|p| p.rules.iter().map(move |r| (p.id(), r)))
                 .chain(learned.iter().map(|r| (crate::learn::rules::SOURCE, r))),
+            &mut plans,
         );
+        plans.save();
         for e in &errors {
             tracing::warn!("rule rejected: {e}");
         }

@@ -18,6 +18,7 @@
 //! written (captures, `unless`), in line order.
 
 mod literals;
+pub mod plans;
 mod scan;
 
 pub use scan::{BlockLine, RuleHit, Scan};
@@ -213,6 +214,15 @@ impl RuleSet {
     pub fn compile<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a Rule)>,
     ) -> (RuleSet, Vec<RuleError>) {
+        RuleSet::compile_with(rules, &mut plans::Plans::default())
+    }
+
+    /// [`RuleSet::compile`], taking what it can from `plans` (and adding
+    /// to them) rather than parsing every pattern (see `scanner/plans.rs`).
+    pub fn compile_with<'a>(
+        rules: impl IntoIterator<Item = (&'a str, &'a Rule)>,
+        plans: &mut plans::Plans,
+    ) -> (RuleSet, Vec<RuleError>) {
         let mut compiled: Vec<CompiledRule> = Vec::new();
         let mut errors = Vec::new();
         for (source, rule) in rules {
@@ -232,15 +242,22 @@ impl RuleSet {
                 )));
                 continue;
             }
-            let checked = check(rule).and_then(|hir| {
-                // The estimate is generous; a rule it puts over the
-                // per-rule limit is compiled to know for sure.
-                let mut estimate = literals::estimate(&hir);
-                if estimate > RULE_SIZE_LIMIT {
-                    estimate = cost(&multi_line(&rule.pattern))?;
-                }
-                Ok((estimate, literals::of_hir(&hir)))
-            });
+            let checked = match plans.get(rule) {
+                // Its texts passed every check before; the confidence is
+                // not part of the plan.
+                Some(plan) if (0.0..=1.0).contains(&rule.confidence) => Ok(plan),
+                _ => check(rule).and_then(|hir| {
+                    // The estimate is generous; a rule it puts over the
+                    // per-rule limit is compiled to know for sure.
+                    let mut estimate = literals::estimate(&hir);
+                    if estimate > RULE_SIZE_LIMIT {
+                        estimate = cost(&multi_line(&rule.pattern))?;
+                    }
+                    let required = literals::of_hir(&hir);
+                    plans.put(rule, estimate, &required);
+                    Ok((estimate, required))
+                }),
+            };
             match checked {
                 Ok((cost, literals)) => compiled.push(CompiledRule {
                     rule: rule.clone(),

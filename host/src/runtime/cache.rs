@@ -54,6 +54,11 @@ impl CompileCache {
         CompileCache { dir, engine_key }
     }
 
+    /// The cache's directory, if it has one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+
     fn path_for(&self, sha: &str) -> Option<PathBuf> {
         self.dir
             .as_ref()

@@ -91,6 +91,11 @@ impl Runtime {
         &self.engine
     }
 
+    /// Where compiled plugins (and rule plans) are kept, if anywhere.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.dir()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
