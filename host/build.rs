@@ -20,12 +20,16 @@ fn main() {
     let mut built = guest_build::build(&workspace, &packages);
     let (_, template) = built.pop().expect("the template was built");
     let mut src = String::from(
-        "/// The standard plugins: (package name, component bytes).\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
+        "/// The standard plugins: (package name, component bytes, their sha256 in hex).\npub static EMBEDDED: &[(&str, &[u8], &str)] = &[\n",
     );
     for (name, path) in &built {
+        // Hashed here once rather than at every start (megabytes of wasm:
+        // milliseconds of every `guard detect`).
+        let bytes = fs::read(path).expect("read a built plugin");
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         writeln!(
             src,
-            "    ({name:?}, include_bytes!({:?})),",
+            "    ({name:?}, include_bytes!({:?}), {sha:?}),",
             path.display().to_string()
         )
         .expect("write to String");

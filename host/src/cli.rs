@@ -211,7 +211,7 @@ pub async fn runtime(
 ) -> Result<(Arc<Runtime>, Vec<LoadFailure>)> {
     let config = Arc::new(load_config(global)?);
     let store = open_store_with(global, &config)?;
-    let mut runtime = Runtime::new(config, store, Some(global.data.join("compiled")))
+    let mut runtime = Runtime::one_shot(config, store, Some(global.data.join("compiled")))
         .context("starting the plugin runtime")?;
     let mut failures = runtime.load_embedded().await;
     if let Some(dir) = plugins_dir {

@@ -205,9 +205,9 @@ pub fn verify_bytes(path: &Path, bytes: &[u8], trusted: &[String]) -> Result<Str
 mod tests {
     #[test]
     fn the_standard_pack_ships_a_model_and_built_packs_can_carry_one() {
-        let (_, std_pack) = crate::embedded::EMBEDDED
+        let (_, std_pack, _) = crate::embedded::EMBEDDED
             .iter()
-            .find(|(n, _)| *n == "pack-std")
+            .find(|(n, _, _)| *n == "pack-std")
             .expect("pack-std is embedded");
         let json = model_section(std_pack)
             .expect("readable")

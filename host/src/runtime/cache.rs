@@ -54,6 +54,34 @@ impl CompileCache {
         CompileCache { dir, engine_key }
     }
 
+    /// The rules a pack with these bytes (sha256 `sha`) answered before:
+    /// a pack's `rules()` depends on nothing but its code, and asking costs
+    /// an instantiation and a crossing of every rule (a tenth of a small
+    /// log's `guard detect`). Unreadable entries count as absent.
+    pub fn rules(&self, sha: &str) -> Option<Vec<crate::model::Rule>> {
+        let path = self.dir.as_ref()?.join(format!("{sha}.rules.json"));
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keeps a pack's rules for [`CompileCache::rules`] (atomically; a
+    /// failure only costs the next start the call).
+    pub fn keep_rules(&self, sha: &str, rules: &[crate::model::Rule]) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let path = dir.join(format!("{sha}.rules.json"));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, serde_json::to_vec(rules)?)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            tracing::debug!("keeping a pack's rules in {}: {e}", path.display());
+        }
+    }
+
     /// The cache's directory, if it has one.
     pub fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_deref()

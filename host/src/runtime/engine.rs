@@ -21,13 +21,14 @@ const POOL_INSTANCES: u32 = 512;
 
 /// Builds the engine and starts its epoch ticker.
 ///
-/// Instances come from wasmtime's pooling allocator: memories, tables and
-/// instance state are reserved once and reused, so instantiating a plugin
-/// for every scan and heal costs a few microseconds instead of fresh
-/// mappings. Where the address space is too tight for the pool's
-/// reservations (a low `ulimit -v`), guard falls back to allocating on
-/// demand and says so.
-pub fn new_engine(memory_mib: u64) -> Result<Engine, RuntimeError> {
+/// With `pooling`, instances come from wasmtime's pooling allocator:
+/// memories, tables and instance state are reserved once and reused, so
+/// instantiating a plugin for every scan and heal costs a few microseconds
+/// instead of fresh mappings. Where the address space is too tight for the
+/// pool's reservations (a low `ulimit -v`), guard falls back to allocating
+/// on demand and says so. Without it (one-shot commands, which instantiate
+/// a handful of times), instances are allocated on demand.
+pub fn new_engine(memory_mib: u64, pooling: bool) -> Result<Engine, RuntimeError> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -53,7 +54,7 @@ pub fn new_engine(memory_mib: u64) -> Result<Engine, RuntimeError> {
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(64 << 10);
     pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    let engine = match Engine::new(&pooled) {
+    let engine = match Engine::new(if pooling { &pooled } else { &config }) {
         Ok(engine) => engine,
         Err(e) => {
             tracing::warn!("pooling instance allocator unavailable ({e:#}); allocating on demand");

@@ -66,7 +66,28 @@ impl Runtime {
         db: Db,
         cache_dir: Option<PathBuf>,
     ) -> Result<Runtime, RuntimeError> {
-        let engine = engine::new_engine(config.limits.memory_mib)?;
+        Runtime::with_engine(config, db, cache_dir, true)
+    }
+
+    /// A runtime for one command (`guard detect`, `guard exec`, …): its
+    /// instances are allocated on demand, since reserving and releasing
+    /// the pool of slots that makes a daemon's thousands of instantiations
+    /// cheap costs a one-shot command more than its few instantiations save.
+    pub fn one_shot(
+        config: Arc<Config>,
+        db: Db,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Runtime, RuntimeError> {
+        Runtime::with_engine(config, db, cache_dir, false)
+    }
+
+    fn with_engine(
+        config: Arc<Config>,
+        db: Db,
+        cache_dir: Option<PathBuf>,
+        pooled: bool,
+    ) -> Result<Runtime, RuntimeError> {
+        let engine = engine::new_engine(config.limits.memory_mib, pooled)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Setup(e.to_string()))?;
@@ -119,8 +140,12 @@ impl Runtime {
     /// Loads the standard plugins built into the binary.
     pub async fn load_embedded(&mut self) -> Vec<LoadFailure> {
         let mut failures = Vec::new();
-        for (name, bytes) in crate::embedded::EMBEDDED {
-            if let Err(error) = self.add(bytes, PluginSource::Embedded, name).await {
+        for (name, bytes, sha256) in crate::embedded::EMBEDDED {
+            let added = self
+                .prepare_hashed(bytes, PluginSource::Embedded, name, Some(sha256))
+                .await
+                .map(|plugin| self.register(plugin));
+            if let Err(error) = added {
                 failures.push(LoadFailure {
                     origin: PluginSource::Embedded.origin(name),
                     error,
@@ -208,9 +233,21 @@ impl Runtime {
         source: PluginSource,
         name: &str,
     ) -> Result<Plugin, RuntimeError> {
+        self.prepare_hashed(bytes, source, name, None).await
+    }
+
+    /// [`Runtime::prepare`] with the bytes' sha256 when known (the embedded
+    /// plugins', hashed at build time).
+    async fn prepare_hashed(
+        &self,
+        bytes: &[u8],
+        source: PluginSource,
+        name: &str,
+        sha256: Option<&str>,
+    ) -> Result<Plugin, RuntimeError> {
         let origin = source.origin(name);
         let started = Instant::now();
-        let sha256 = sha256_hex(bytes);
+        let sha256 = sha256.map_or_else(|| sha256_hex(bytes), str::to_string);
         let (component, cache) =
             self.cache
                 .load(&self.engine, bytes, &sha256)
@@ -262,7 +299,14 @@ impl Runtime {
             failures: AtomicU32::new(0),
         };
         if plugin.kind == PluginKind::Pack {
-            plugin.rules = self.pack_rules(&plugin).await?;
+            plugin.rules = match self.cache.rules(&plugin.sha256) {
+                Some(rules) => rules,
+                None => {
+                    let rules = self.pack_rules(&plugin).await?;
+                    self.cache.keep_rules(&plugin.sha256, &rules);
+                    rules
+                }
+            };
             // A broken model costs the pack its model, not its rules.
             plugin.model = match crate::pack::model_section(bytes) {
                 Ok(Some(json)) => match crate::detect::classifier::Model::from_json(&json) {
