@@ -118,7 +118,9 @@ pub struct RuleSet {
 }
 
 /// Every rule's required literals: searched one by one in the first
-/// [`NAIVE_BYTES`] of a log, then by one automaton over them all.
+/// [`NAIVE_BYTES`] this rule set scans (a one-shot command's small log),
+/// then by one automaton over them all (a longer log, or a daemon's
+/// second: built once, it serves every later scan).
 #[derive(Debug)]
 struct Prefilter {
     /// The literals, ASCII lower case (they match ASCII case-insensitively).
@@ -129,6 +131,8 @@ struct Prefilter {
     /// takes milliseconds, a tenth of a small log's whole run, and searching
     /// each literal in a few kilobytes takes microseconds.
     automaton: OnceLock<Option<AhoCorasick>>,
+    /// Bytes searched one by one so far, by every scan of this set.
+    naive_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// How much of a log the literals are searched one by one (see [`Prefilter`]).
@@ -167,6 +171,7 @@ impl Prefilter {
             literals,
             owners,
             automaton: OnceLock::new(),
+            naive_bytes: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -189,10 +194,19 @@ impl Prefilter {
 
     /// Calls `f(literal id, offset)` for every occurrence of a literal in
     /// `block` (every line holding one is reported; overlapping occurrences
-    /// of one literal may not be). `small`: the log so far is within
-    /// [`NAIVE_BYTES`].
-    fn for_each_match(&self, block: &str, small: bool, mut f: impl FnMut(usize, usize)) {
-        if !small && let Some(ac) = self.automaton() {
+    /// of one literal may not be). Literals are searched one by one until
+    /// this set has searched `naive_until` bytes that way (each search
+    /// costs a pass per literal: cheap for a few kilobytes, dear for a
+    /// daemon's thousandth log).
+    fn for_each_match(&self, block: &str, naive_until: usize, mut f: impl FnMut(usize, usize)) {
+        use std::sync::atomic::Ordering;
+        let naive = self.automaton.get().is_none()
+            && self
+                .naive_bytes
+                .fetch_add(block.len(), Ordering::Relaxed)
+                .saturating_add(block.len())
+                <= naive_until;
+        if !naive && let Some(ac) = self.automaton() {
             for m in ac.find_overlapping_iter(block) {
                 f(m.pattern().as_usize(), m.start());
             }

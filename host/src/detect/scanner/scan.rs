@@ -135,7 +135,7 @@ impl<'a> Scan<'a> {
         };
         self.candidates.clear();
         let candidates = &mut self.candidates;
-        p.for_each_match(block, self.bytes <= self.naive_until, |pattern, at| {
+        p.for_each_match(block, self.naive_until, |pattern, at| {
             let li = line_at(lines, at);
             for &rule in &p.owners[pattern] {
                 candidates.push((rule, li));
