@@ -176,6 +176,12 @@ fn shown(url: &str) -> String {
     }
 }
 
+/// The statements both plain calls and transactions make.
+const GET: &str = "SELECT value FROM guard_kv WHERE tree = $1 AND key = $2";
+const UPSERT: &str = "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value";
+const DELETE: &str = "DELETE FROM guard_kv WHERE tree = $1 AND key = $2";
+
 /// Rows of one keyspace read (and locked) at once by [`Pg::claim`], at
 /// least: the ones at the head another replica holds are read too.
 const CLAIM_PAGE: i64 = 16;
@@ -383,11 +389,7 @@ impl Pg {
     pub(super) fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|c| async move {
             let row = c
-                .query_opt(
-                    &c.prepare_cached("SELECT value FROM guard_kv WHERE tree = $1 AND key = $2")
-                        .await?,
-                    &[&tree, &key],
-                )
+                .query_opt(&c.prepare_cached(GET).await?, &[&tree, &key])
                 .await?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -395,16 +397,9 @@ impl Pg {
 
     pub(super) fn insert(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.with(|c| async move {
-            c.execute(
-                &c.prepare_cached(
-                    "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-                )
-                .await?,
-                &[&tree, &key, &value],
-            )
-            .await
-            .map(|_| ())
+            c.execute(&c.prepare_cached(UPSERT).await?, &[&tree, &key, &value])
+                .await
+                .map(|_| ())
         })
     }
 

@@ -12,7 +12,7 @@ use tokio_postgres::IsolationLevel;
 use super::super::StoreError;
 use super::super::raw::{ClaimFn, Rows, UpdateFn};
 use super::super::typed::TxResult;
-use super::{CLAIM_PAGE, Pg, is_conflict, pg_err, prefix_end};
+use super::{CLAIM_PAGE, DELETE, GET, Pg, UPSERT, is_conflict, pg_err, prefix_end};
 
 impl Pg {
     /// Replaces the record under `key` by `f(its value)` (`None` removes
@@ -55,9 +55,7 @@ impl Pg {
                         .map_err(pg_err)?,
                     (Some(_), None) => tx
                         .execute(
-                            &tx.prepare_cached("DELETE FROM guard_kv WHERE tree = $1 AND key = $2")
-                                .await
-                                .map_err(pg_err)?,
+                            &tx.prepare_cached(DELETE).await.map_err(pg_err)?,
                             &[&tree, &key],
                         )
                         .await
@@ -223,13 +221,7 @@ impl PgTx<'_> {
         self.run(async {
             let row = self
                 .tx
-                .query_opt(
-                    &self
-                        .tx
-                        .prepare_cached("SELECT value FROM guard_kv WHERE tree = $1 AND key = $2")
-                        .await?,
-                    &[&tree, &key],
-                )
+                .query_opt(&self.tx.prepare_cached(GET).await?, &[&tree, &key])
                 .await?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -239,13 +231,7 @@ impl PgTx<'_> {
         self.run(async {
             self.tx
                 .execute(
-                    &self
-                        .tx
-                        .prepare_cached(
-                            "INSERT INTO guard_kv (tree, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-                        )
-                        .await?,
+                    &self.tx.prepare_cached(UPSERT).await?,
                     &[&tree, &key, &value],
                 )
                 .await
@@ -256,13 +242,7 @@ impl PgTx<'_> {
     pub(in crate::store) fn remove(&self, tree: &str, key: &[u8]) -> TxResult<()> {
         self.run(async {
             self.tx
-                .execute(
-                    &self
-                        .tx
-                        .prepare_cached("DELETE FROM guard_kv WHERE tree = $1 AND key = $2")
-                        .await?,
-                    &[&tree, &key],
-                )
+                .execute(&self.tx.prepare_cached(DELETE).await?, &[&tree, &key])
                 .await
                 .map(|_| ())
         })
