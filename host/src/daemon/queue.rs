@@ -262,7 +262,12 @@ impl Queue {
 
     /// Every waiting event, oldest first (due or not).
     pub fn waiting(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
-        self.queue.values().take(limit).collect()
+        Ok(self
+            .queue
+            .head(limit)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
 
     /// The earliest retry time among waiting events, if any is delayed.
@@ -326,7 +331,7 @@ impl Queue {
 
     /// Dead letters, newest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
-        self.dead.values().rev().take(limit).collect()
+        self.dead.last(limit)
     }
 
     /// Number of dead letters.
@@ -353,7 +358,7 @@ impl Queue {
 
     /// Processed events, newest first.
     pub fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.jobs.values().rev().take(limit).collect()
+        self.jobs.last(limit)
     }
 
     /// Number of processed events.

@@ -90,11 +90,12 @@ impl Schedule {
 
     /// Pending re-runs: (fire time ms, entry), soonest first.
     pub fn pending(&self, limit: usize) -> Result<Vec<(u64, Scheduled)>, StoreError> {
-        self.tree
-            .iter()
-            .take(limit)
-            .map(|r| r.map(|(k, s)| (k.at_ms, s)))
-            .collect()
+        Ok(self
+            .tree
+            .head(limit)?
+            .into_iter()
+            .map(|(k, s)| (k.at_ms, s))
+            .collect())
     }
 
     /// Drops entries left `firing` by a crash (see the module docs): all
@@ -217,9 +218,11 @@ impl Schedule {
     /// When the scheduler should look again: the soonest entry nobody is
     /// firing, or in a second when another process is firing the soonest.
     fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        // The soonest entries only: a schedule of thousands is not read
+        // after every firing.
         let now = now_ms();
-        for item in self.tree.iter() {
-            let (k, s) = item?;
+        let head = self.tree.head(64)?;
+        for (k, s) in &head {
             if !s.firing {
                 return Ok(Some(k.at_ms.max(now)));
             }
@@ -227,7 +230,7 @@ impl Schedule {
                 return Ok(Some(now + 1_000));
             }
         }
-        Ok(None)
+        Ok((!head.is_empty()).then_some(now + 1_000))
     }
 }
 

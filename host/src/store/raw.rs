@@ -122,6 +122,23 @@ impl RawTree {
         }
     }
 
+    /// The first `limit` records whose keys start with `prefix`, in order
+    /// (without reading the rest from PostgreSQL).
+    pub(crate) fn head(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(IVec, IVec)>, StoreError> {
+        match self {
+            RawTree::Sled(_) => self.scan(prefix).take(limit).collect(),
+            RawTree::Pg { pg, name } => Ok(pg
+                .scan(name, prefix, false, Some(limit))?
+                .into_iter()
+                .map(|(k, v)| (IVec::from(k), IVec::from(v)))
+                .collect()),
+        }
+    }
+
     /// The last `limit` records whose keys start with `prefix`, last first.
     pub(crate) fn tail(
         &self,

@@ -374,9 +374,19 @@ impl<K: Key + ?Sized, V: Value> Tree<K, V> {
             .collect()
     }
 
+    /// The first `limit` records with their keys, in key order (oldest
+    /// first in trees keyed by id), without reading the others.
+    pub fn head(&self, limit: usize) -> Result<Vec<(K::Owned, V)>, StoreError> {
+        self.raw
+            .head(self.def.prefix.as_bytes(), limit)?
+            .iter()
+            .map(|(k, v)| Ok((self.def.decode_key(k)?, self.def.decode_value(v)?)))
+            .collect()
+    }
+
     /// The record with the smallest key.
     pub fn first(&self) -> Result<Option<(K::Owned, V)>, StoreError> {
-        self.iter().next().transpose()
+        Ok(self.head(1)?.into_iter().next())
     }
 
     /// Number of records (0 when the store cannot say: logged).
