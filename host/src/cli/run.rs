@@ -71,8 +71,9 @@ pub async fn run(global: &Global, args: Args, err: &mut dyn Write) -> Result<u8>
     let waiting = daemon.queue.depth();
     let _ = writeln!(
         err,
-        "guard: listening on http://{local} ({} plugins, {waiting} queued event(s) to resume{})",
+        "guard: listening on http://{local} ({} plugins, {waiting} queued event(s) to resume, state in {}{})",
         runtime.plugins().len(),
+        runtime.db().describe(),
         if args.dry_run { ", dry run" } else { "" }
     );
     for (name, set) in [
