@@ -232,6 +232,23 @@ async fn a_killed_daemon_loses_and_repeats_nothing() {
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
+    /// Seeded from `GUARD_CRASH_SEED`, else the clock; the seed is printed
+    /// so a failing run of `harness` can be replayed.
+    pub(crate) fn seeded(harness: &str) -> Rng {
+        let seed = std::env::var("GUARD_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        println!("{harness} harness seed {seed} (GUARD_CRASH_SEED={seed} replays it)");
+        Rng(seed)
+    }
+
     pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -242,18 +259,7 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_nothing_and_repeats_nothing() {
-    let seed = std::env::var("GUARD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("crash harness seed {seed} (GUARD_CRASH_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("crash");
     let fake = Fake::start(false).await;
     let jobs: Vec<u64> = (1..=24).map(|i| 70_000 + i).collect();
     for j in &jobs {

@@ -187,21 +187,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn seeded() -> Rng {
-    let seed = std::env::var("GUARD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("replica harness seed {seed} (GUARD_CRASH_SEED={seed} replays it)");
-    Rng(seed)
-}
-
 /// Delivers each in turn, round-robin over `urls`, 15 ms apart; returns
 /// those not acknowledged with a 2xx (their replica was killed).
 async fn send_all(
@@ -479,7 +464,7 @@ async fn two_replicas_with_one_killed_and_restarted_lose_and_repeat_nothing() {
     let Some(pg) = PgServer::start().await else {
         return;
     };
-    let mut rng = seeded();
+    let mut rng = Rng::seeded("replica");
     let replicated = two_replicas(&pg, "killed_and_restarted", true, &mut rng).await;
     let single = single_replica(&pg, "single_replica").await;
     assert_same(&replicated, &single);
@@ -490,7 +475,7 @@ async fn two_replicas_with_one_killed_for_good_lose_and_repeat_nothing() {
     let Some(pg) = PgServer::start().await else {
         return;
     };
-    let mut rng = seeded();
+    let mut rng = Rng::seeded("replica");
     let replicated = two_replicas(&pg, "killed_for_good", false, &mut rng).await;
     let single = single_replica(&pg, "single_replica").await;
     assert_same(&replicated, &single);
