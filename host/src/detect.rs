@@ -40,6 +40,91 @@ pub enum DetectError {
     /// The log has more lines than line numbers can hold.
     #[error("the log has more than {} lines", u32::MAX)]
     TooManyLines,
+    /// The runtime shut down while a block of the log was being scanned.
+    #[error("the analysis was cancelled (the runtime is shutting down)")]
+    Cancelled,
+}
+
+/// The native half of the analysis, which needs every block in order: the
+/// rule scan and the locator.
+struct Native {
+    scan: scanner::Scan,
+    locator: locator::Locator,
+}
+
+impl Native {
+    fn block(&mut self, text: &str, lines: &[BlockLine]) {
+        self.scan.block(text, lines);
+        self.locator.block(text, lines);
+    }
+}
+
+/// A block of normalised lines, shared by the native scan's thread and the
+/// detector plugins' feed.
+struct Block {
+    text: String,
+    lines: Vec<BlockLine>,
+}
+
+/// Bytes of blocks a big log's native scan may lag behind the reading:
+/// enough to even out blocks that cost the scanner more (its lazy automaton
+/// grows on new text) without holding much of the log in memory, whatever
+/// `[limits] chunk_bytes` is (one block at least, eight at most).
+const NATIVE_QUEUE_BYTES: usize = 2 << 20;
+
+/// The native half: here, or on a blocking thread taking blocks in order.
+enum NativeSlot {
+    Idle(Box<Native>),
+    Running {
+        blocks: tokio::sync::mpsc::Sender<Arc<Block>>,
+        done: tokio::task::JoinHandle<Native>,
+    },
+}
+
+impl NativeSlot {
+    /// Has `block` scanned on the native thread (started on first need).
+    async fn send(self, block: Arc<Block>) -> Result<NativeSlot, DetectError> {
+        let (blocks, done) = match self {
+            NativeSlot::Running { blocks, done } => (blocks, done),
+            NativeSlot::Idle(mut native) => {
+                let depth = (NATIVE_QUEUE_BYTES / block.text.len().max(1)).clamp(1, 8);
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Block>>(depth);
+                let done = tokio::task::spawn_blocking(move || {
+                    while let Some(b) = rx.blocking_recv() {
+                        native.block(&b.text, &b.lines);
+                    }
+                    *native
+                });
+                (tx, done)
+            }
+        };
+        match blocks.send(block).await {
+            Ok(()) => Ok(NativeSlot::Running { blocks, done }),
+            // The thread ended early: only a panic or a shutdown does that.
+            Err(unsent) => {
+                let mut native = NativeSlot::Running { blocks, done }.idle().await?;
+                native.block(&unsent.0.text, &unsent.0.lines);
+                Ok(NativeSlot::Idle(Box::new(native)))
+            }
+        }
+    }
+
+    /// The native half once it has scanned every block sent so far.
+    async fn idle(self) -> Result<Native, DetectError> {
+        match self {
+            NativeSlot::Idle(n) => Ok(*n),
+            NativeSlot::Running { blocks, done } => {
+                drop(blocks);
+                match done.await {
+                    Ok(n) => Ok(n),
+                    // A panic in the scanner is a bug: it surfaces as if the
+                    // scan had run on this task.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => Err(DetectError::Cancelled),
+                }
+            }
+        }
+    }
 }
 
 /// What the caller knows about a log besides its text.
@@ -124,7 +209,7 @@ impl Analyzer {
         (
             Analyzer {
                 runtime,
-                rules: Arc::new(rules),
+                rules,
                 model,
                 mode: diagnosis::Mode::Combined,
             },
@@ -150,7 +235,7 @@ impl Analyzer {
     }
 
     /// The compiled rules.
-    pub fn rules(&self) -> &RuleSet {
+    pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 
@@ -189,7 +274,10 @@ impl Analyzer {
             }
         }
         let mut reader = reader::LineReader::new(input, limits.max_line_bytes.saturating_mul(4));
-        let mut scan = self.rules.scan();
+        let mut native = NativeSlot::Idle(Box::new(Native {
+            scan: self.rules.scan(),
+            locator: locator::Locator::with_baseline(baseline),
+        }));
         let mut raw = Vec::new();
         let mut text = String::new();
         // One block of normalised lines serves both the native scanner and
@@ -199,7 +287,6 @@ impl Analyzer {
         let mut number: u32 = 0;
         let mut marked_lines: Vec<u32> = Vec::new();
         let mut outcome = outcome::Outcome::default();
-        let mut locator = locator::Locator::with_baseline(baseline);
         let mut last_progress = 0u64;
         while reader.next_line(&mut raw)? {
             number = number.checked_add(1).ok_or(DetectError::TooManyLines)?;
@@ -218,16 +305,21 @@ impl Analyzer {
             });
             chunk.push_str(&text);
             if chunk.len() >= limits.chunk_bytes {
-                self.flush(
-                    (&mut scan, &mut locator),
-                    &mut sessions,
-                    &chunk,
-                    &lines,
-                    &mut plugin_errors,
-                )
-                .await;
-                chunk.clear();
-                lines.clear();
+                // A full block and more to come: a big log. Its native scan
+                // runs on a blocking thread while this task feeds the same
+                // block to the detector plugins and reads the next one, so
+                // a big log keeps two cores busy (a small log, one block,
+                // is scanned inline below: a thread hand-off would cost
+                // more than its scan).
+                let block = Arc::new(Block {
+                    text: std::mem::replace(&mut chunk, String::with_capacity(limits.chunk_bytes)),
+                    lines: std::mem::take(&mut lines),
+                });
+                native = native.send(Arc::clone(&block)).await?;
+                if let Some(first) = block.lines.first() {
+                    self.feed_all(&mut sessions, &block.text, first.number, &mut plugin_errors)
+                        .await;
+                }
             }
             if reader.bytes - last_progress >= 1 << 20 {
                 last_progress = reader.bytes;
@@ -235,15 +327,27 @@ impl Analyzer {
             }
         }
         progress(reader.bytes);
-        if !lines.is_empty() {
-            self.flush(
-                (&mut scan, &mut locator),
-                &mut sessions,
-                &chunk,
-                &lines,
-                &mut plugin_errors,
-            )
-            .await;
+        // The last block of a big log goes to the native thread too: its
+        // automata are warm there, cold on this one.
+        if let (NativeSlot::Running { .. }, Some(first)) = (&native, lines.first()) {
+            let first = first.number;
+            let block = Arc::new(Block {
+                text: std::mem::take(&mut chunk),
+                lines: std::mem::take(&mut lines),
+            });
+            native = native.send(Arc::clone(&block)).await?;
+            self.feed_all(&mut sessions, &block.text, first, &mut plugin_errors)
+                .await;
+        }
+        let Native {
+            mut scan,
+            mut locator,
+        } = native.idle().await?;
+        if let Some(first) = lines.first() {
+            scan.block(&chunk, &lines);
+            locator.block(&chunk, &lines);
+            self.feed_all(&mut sessions, &chunk, first.number, &mut plugin_errors)
+                .await;
         }
         let mut findings: Vec<(Finding, Position)> = scan
             .finish()
@@ -347,21 +451,6 @@ impl Analyzer {
         Ok(locator
             .finish(number, outcome.survived_until(), false)
             .map(|at| region_tokens(&at)))
-    }
-
-    async fn flush(
-        &self,
-        (scan, locator): (&mut scanner::Scan<'_>, &mut locator::Locator),
-        sessions: &mut Vec<ScanSession>,
-        chunk: &str,
-        lines: &[BlockLine],
-        errors: &mut Vec<String>,
-    ) {
-        scan.block(chunk, lines);
-        locator.block(chunk, lines);
-        if let Some(first) = lines.first() {
-            self.feed_all(sessions, chunk, first.number, errors).await;
-        }
     }
 
     async fn feed_all(

@@ -110,3 +110,71 @@ async fn huge_single_line_logs_are_cut_not_buffered() {
         "text past the line cap is not scanned"
     );
 }
+
+/// A big log's blocks are scanned on another thread than the detector
+/// plugins' feed; the verdict, its evidence and line numbers, the facts and
+/// the detector's test names must be those of the same log read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_read_in_many_blocks_gets_the_verdict_of_one_read_whole() {
+    let mut log = String::new();
+    let mut n = 0;
+    let mut filler = |log: &mut String, lines: usize| {
+        for _ in 0..lines {
+            n += 1;
+            log.push_str(&format!(
+                "2024-05-01T10:00:00.0000000Z tests/test_mod_{n}.py::test_case_{n} PASSED [ {}%]\n",
+                n % 100
+            ));
+        }
+    };
+    filler(&mut log, 400);
+    // Early evidence, several blocks before the end.
+    log.push_str("npm ERR! code ENOTFOUND\nnpm ERR! errno ENOTFOUND\nnpm ERR! getaddrinfo ENOTFOUND registry.npmjs.org\n");
+    filler(&mut log, 900);
+    log.push_str("FAILED tests/test_api.py::test_login - AssertionError: assert 401 == 200\n");
+    filler(&mut log, 300);
+    log.push_str("npm ERR! code ENOTFOUND\n==== 1 failed, 1600 passed in 9.1s ====\n##[error]Process completed with exit code 1.\n");
+
+    let whole = {
+        let mut config = Config::default();
+        config.limits.chunk_bytes = 64 << 20;
+        analyze(runtime_with(config, &[]).await, &log).await
+    };
+    let blocks = {
+        let mut config = Config::default();
+        config.limits.chunk_bytes = 1024;
+        analyze(runtime_with(config, &[]).await, &log).await
+    };
+    assert!(
+        log.len() > 100 * 1024,
+        "the log spans about a hundred blocks"
+    );
+    assert_eq!(
+        serde_json::to_value(&blocks).unwrap(),
+        serde_json::to_value(&whole).unwrap()
+    );
+    assert_eq!(blocks.lines, 1607);
+    assert_eq!(blocks.diagnosis.category, Some(Category::Test));
+    let finding = |source: &str, rule: &str| {
+        blocks
+            .diagnosis
+            .findings
+            .iter()
+            .find(|f| f.finding.source == source && f.finding.rule.starts_with(rule))
+            .map(|f| f.finding.clone())
+            .unwrap_or_else(|| panic!("no {rule} from {source}: {:?}", blocks.diagnosis.findings))
+    };
+    // The native scanner's hits in the first blocks and in the last one.
+    let npm: Vec<u32> = finding("pack-std", "npm.enotfound")
+        .evidence
+        .iter()
+        .map(|e| e.line)
+        .collect();
+    assert!(npm.contains(&401) && npm.contains(&1605), "{npm:?}");
+    // The WASM detector, fed the same blocks.
+    let tests = finding("detect-tests", "tests.").facts;
+    assert!(
+        tests.contains(&("test".into(), "tests/test_api.py::test_login".into())),
+        "{tests:?}"
+    );
+}

@@ -23,7 +23,7 @@ mod scan;
 
 pub use scan::{BlockLine, RuleHit, Scan};
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -227,7 +227,7 @@ impl RuleSet {
     /// are returned as errors; the rest form the set.
     pub fn compile<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a Rule)>,
-    ) -> (RuleSet, Vec<RuleError>) {
+    ) -> (Arc<RuleSet>, Vec<RuleError>) {
         RuleSet::compile_with(rules, &mut plans::Plans::default())
     }
 
@@ -236,7 +236,7 @@ impl RuleSet {
     pub fn compile_with<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a Rule)>,
         plans: &mut plans::Plans,
-    ) -> (RuleSet, Vec<RuleError>) {
+    ) -> (Arc<RuleSet>, Vec<RuleError>) {
         let mut compiled: Vec<CompiledRule> = Vec::new();
         let mut errors = Vec::new();
         for (source, rule) in rules {
@@ -335,12 +335,12 @@ impl RuleSet {
             .filter(|&i| prefilter.is_none() || compiled[i].literals.is_none())
             .collect();
         (
-            RuleSet {
+            Arc::new(RuleSet {
                 rules: compiled,
                 prefilter,
                 rest,
                 set: OnceLock::new(),
-            },
+            }),
             errors,
         )
     }
@@ -374,8 +374,8 @@ impl RuleSet {
     }
 
     /// A new scan over one log.
-    pub fn scan(&self) -> Scan<'_> {
-        Scan::new(self)
+    pub fn scan(self: &Arc<Self>) -> Scan {
+        Scan::new(Arc::clone(self))
     }
 }
 

@@ -108,7 +108,12 @@ impl TestFailures {
         }
         // Maven surefire: "[ERROR] testFoo(com.example.FooTest)  Time elapsed: 0.01 s  <<< FAILURE!"
         // or JUnit 5: "[ERROR] com.example.FooTest.testFoo  Time elapsed: ... <<< ERROR!"
-        if (t.contains("<<< FAILURE!") || t.contains("<<< ERROR!")) && t.contains("Time elapsed") {
+        // Most lines hold no `<<<`: one byte search rules out both markers
+        // before any substring search (this runs on every line of the log).
+        if t.as_bytes().contains(&b'<')
+            && (t.contains("<<< FAILURE!") || t.contains("<<< ERROR!"))
+            && t.contains("Time elapsed")
+        {
             let body = t.trim_start_matches("[ERROR]").trim_start();
             let name = body.split_whitespace().next().unwrap_or_default();
             let name = match name.split_once('(') {
@@ -125,7 +130,7 @@ impl TestFailures {
             }
             return self.record("junit", &name, line, text);
         }
-        if t.contains("Tests run:") && t.contains("Failures:") && t.starts_with("[ERROR]") {
+        if t.starts_with("[ERROR]") && t.contains("Tests run:") && t.contains("Failures:") {
             return self.summary("junit", line, text);
         }
         // Gradle: "FooTest > testBar FAILED"

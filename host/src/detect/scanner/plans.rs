@@ -142,7 +142,7 @@ mod tests {
         }
     }
 
-    fn hits(set: &RuleSet, text: &str) -> Vec<String> {
+    fn hits(set: &std::sync::Arc<RuleSet>, text: &str) -> Vec<String> {
         let mut scan = set.scan();
         for (i, line) in text.lines().enumerate() {
             scan.line(i as u32 + 1, line, false);

@@ -4,6 +4,8 @@
 //! verified on its own line.
 
 use super::{KEEP_FIRST, KEEP_LAST, MAX_FACTS, NAIVE_BYTES, RuleSet, SET_AFTER_BYTES};
+use std::sync::Arc;
+
 use crate::model::{Evidence, Finding};
 
 /// Matches of one rule in one log.
@@ -23,8 +25,10 @@ pub struct RuleHit {
 
 /// A scan in progress.
 #[derive(Debug)]
-pub struct Scan<'a> {
-    set: &'a RuleSet,
+pub struct Scan {
+    /// Shared, so a scan can move to another thread (a big log's blocks
+    /// are scanned beside the detector plugins' work).
+    set: Arc<RuleSet>,
     /// Hits by rule index.
     hits: Vec<Option<RuleHit>>,
     matched: Vec<usize>,
@@ -64,9 +68,9 @@ fn line_text<'b>(block: &'b str, lines: &[BlockLine], li: usize) -> &'b str {
     &block[start..end.max(start)]
 }
 
-impl<'a> Scan<'a> {
+impl Scan {
     /// A new scan with `set`.
-    pub(super) fn new(set: &'a RuleSet) -> Scan<'a> {
+    pub(super) fn new(set: Arc<RuleSet>) -> Scan {
         Scan {
             set,
             hits: Vec::new(),
@@ -94,9 +98,12 @@ impl<'a> Scan<'a> {
                 self.matched.extend(self.set.rest.iter().copied());
             }
         }
+        // A handle of its own, so the rules stay borrowed while hits are
+        // recorded in `self`.
+        let set = Arc::clone(&self.set);
         for i in 0..self.matched.len() {
             let idx = self.matched[i];
-            let Some(rule) = self.set.rules.get(idx) else {
+            let Some(rule) = set.rules.get(idx) else {
                 continue;
             };
             let mut from = 0;
