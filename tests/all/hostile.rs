@@ -53,6 +53,22 @@ pub fn facts(r: &Report) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Instances come from a pool of reused slots, reset by rewriting the pages
+/// an instance touched: no instance may see what an earlier one (of the
+/// same plugin or another) left in its memory.
+#[tokio::test]
+async fn a_reused_instance_slot_never_shows_an_earlier_instances_memory() {
+    let rt = runtime_with(quick(), &[guests::GUEST_HOSTILE]).await;
+    for round in 0..20 {
+        let f = facts(&scan(&rt, "remember", "x\n").await);
+        assert_eq!(
+            f,
+            [("dirty".to_string(), "0".to_string())],
+            "round {round}: an earlier instance's bytes were visible"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_way_a_detector_can_misbehave_is_contained_and_named() {
     let rt = runtime_with(quick(), &[guests::GUEST_HOSTILE]).await;

@@ -15,9 +15,17 @@
 //! - `special`: `fs.read` of a FIFO, a socket and a directory in its root
 //!   (none may block or be read), reporting each answer;
 //! - `sleep-feed MS`: sleeps MS milliseconds in every `feed` (no CPU spent),
-//!   so only a deadline over the whole log stops it.
+//!   so only a deadline over the whole log stops it;
+//! - `remember`: reports how many bytes of a 768 KiB static area (many
+//!   pages of its linear memory) an earlier instance left non-zero, then
+//!   writes all of it: a reused pool slot must never show them.
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use guard_sdk::{Category, Detector, Error, Evidence, Finding, Job, PluginInfo};
+
+/// Zero in a fresh instance (it lives in the module's zeroed data).
+static SCRIBBLE: [AtomicU8; 768 << 10] = [const { AtomicU8::new(0) }; 768 << 10];
 
 struct Hostile {
     mode: String,
@@ -166,6 +174,19 @@ impl Detector for Hostile {
                     Err(e) => vec![("error".to_string(), describe::<()>(Err(e)))],
                 };
                 vec![finding(facts, "http".into())]
+            }
+            "remember" => {
+                let dirty = SCRIBBLE
+                    .iter()
+                    .filter(|b| b.load(Ordering::Relaxed) != 0)
+                    .count();
+                for b in &SCRIBBLE {
+                    b.store(0xAA, Ordering::Relaxed);
+                }
+                vec![finding(
+                    vec![("dirty".into(), dirty.to_string())],
+                    "remember".into(),
+                )]
             }
             _ => Vec::new(),
         }
