@@ -86,6 +86,26 @@ fn failed_run(id: u64, now: u64) -> Value {
     })
 }
 
+/// A Jenkins Notification plugin message: build `number` of job `name`
+/// finished and failed.
+pub(crate) fn jenkins_failure(name: &str, number: u32) -> Request<Body> {
+    let body = json!({
+        "name": name,
+        "url": format!("job/{name}/"),
+        "build": {
+            "full_url": format!("http://jenkins/job/{name}/{number}/"),
+            "number": number,
+            "phase": "FINALIZED",
+            "status": "FAILURE",
+            "url": format!("job/{name}/{number}/"),
+            "scm": { "commit": "c47a4f3f2d2a1c0f0f0d9b8a7f6e5d4c3b2a1f0e", "branch": "main" }
+        }
+    });
+    Request::post("/webhooks/jenkins?token=jk-secret")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 pub(crate) fn gitlab_hook(uuid: &str, body: Vec<u8>) -> Request<Body> {
     Request::post("/webhooks/gitlab")
         .header("x-gitlab-token", "gl-secret")
@@ -276,14 +296,7 @@ async fn gitlab_and_jenkins_failures_are_caught_up_too() {
         (StatusCode::OK, Value::Bool(true)),
         "{v1}"
     );
-    let notification = br#"{"name":"asgard","url":"job/asgard/","build":{"full_url":"http://jenkins/job/asgard/18/","number":18,"phase":"FINALIZED","status":"FAILURE","url":"job/asgard/18/","scm":{"commit":"c47a4f3f2d2a1c0f0f0d9b8a7f6e5d4c3b2a1f0e","branch":"main"}}}"#;
-    let (s2, v2) = h
-        .send(
-            Request::post("/webhooks/jenkins?token=jk-secret")
-                .body(Body::from(notification.to_vec()))
-                .unwrap(),
-        )
-        .await;
+    let (s2, v2) = h.send(jenkins_failure("asgard", 18)).await;
     assert_eq!(
         (s2, v2["duplicate"].clone()),
         (StatusCode::OK, Value::Bool(true)),

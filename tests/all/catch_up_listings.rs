@@ -12,7 +12,7 @@ use guard::platform::timestamp::rfc3339;
 use guard::store::now_ms;
 use serde_json::{Value, json};
 
-use crate::catch_up::{gitlab_hook, records, records_of, started};
+use crate::catch_up::{gitlab_hook, jenkins_failure, records, records_of, started};
 use crate::daemon::{BUILD_LOG, NET_LOG, fixture};
 use crate::fake::Fake;
 
@@ -291,14 +291,7 @@ async fn a_jenkins_job_configured_in_other_letters_is_one_fact_with_its_notifica
         })
         .await;
     // The notification names the job as Jenkins does: the same fact.
-    let notification = br#"{"name":"asgard-web","url":"job/asgard-web/","build":{"full_url":"http://jenkins/job/asgard-web/18/","number":18,"phase":"FINALIZED","status":"FAILURE","url":"job/asgard-web/18/","scm":{"commit":"c47a4f3f2d2a1c0f0f0d9b8a7f6e5d4c3b2a1f0e","branch":"main"}}}"#;
-    let (status, v) = h
-        .send(
-            Request::post("/webhooks/jenkins?token=jk-secret")
-                .body(Body::from(notification.to_vec()))
-                .unwrap(),
-        )
-        .await;
+    let (status, v) = h.send(jenkins_failure("asgard-web", 18)).await;
     assert_eq!(
         (status, v["duplicate"].clone()),
         (StatusCode::OK, Value::Bool(true)),
