@@ -12,7 +12,9 @@
 //! `GUARD_BENCH_STORE_URL=postgres://…` runs the daemon on PostgreSQL, and
 //! `GUARD_BENCH_REPLICAS=2` runs that many daemons on it in this process,
 //! each with its own listener, the webhooks spread round-robin.
-//! `GUARD_BENCH_WORKERS` sets `[server] workers` (default 4).
+//! `GUARD_BENCH_WORKERS` sets `[server] workers` (default: guard's, 16). Also reported:
+//! the process's peak resident set, and the most events in flight (queued
+//! or being processed) with the resident set then.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +73,18 @@ fn percentiles(name: &str, mut v: Vec<f64>) {
     );
 }
 
+/// The process's resident set (Linux; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: skip then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -103,7 +117,7 @@ fn main() {
             // One client sends everything: the per-client limit would be the bottleneck.
             server: guard::config::Server {
                 rate_limit_per_minute: 10_000_000,
-                workers: std::env::var("GUARD_BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
+                workers: std::env::var("GUARD_BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(guard::config::Server::default().workers),
                 ..Default::default()
             },
             ..Config::default()
@@ -147,9 +161,35 @@ fn main() {
         });
         let client = reqwest::Client::new();
         let total = rate * secs;
+        // Memory while events are in flight: every 50 ms the process's
+        // resident set and the events queued or being processed. The load
+        // generator and the fake GitHub live in this process too, so the
+        // figure is an upper bound for the daemon alone.
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let (daemon, sampling) = (daemon.clone(), sampling.clone());
+            tokio::spawn(async move {
+                let mut peak = (0u64, 0usize); // (RSS at the most in flight, most in flight)
+                let mut peak_rss = 0u64;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    let rss = rss_bytes();
+                    let in_flight = daemon.queue.depth();
+                    peak_rss = peak_rss.max(rss);
+                    if in_flight > peak.1 {
+                        peak = (rss, in_flight);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                (peak_rss, peak)
+            })
+        };
         let interval = Duration::from_micros(1_000_000 / rate.max(1));
         let started = Instant::now();
-        let mut handles = Vec::new();
+        // Finished senders are reaped as the run goes: a finished task's
+        // memory lasts until it is joined, and sixty thousand of them would
+        // count against the daemon's figure.
+        let mut senders = tokio::task::JoinSet::new();
+        let mut response_ms = Vec::new();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         for i in 0..total {
@@ -162,7 +202,10 @@ fn main() {
             let bytes = serde_json::to_vec(&body).expect("json");
             let sig = guard::intake::github::sign(&bytes, SECRET);
             let (client, url) = (client.clone(), urls[i as usize % urls.len()].clone());
-            handles.push(tokio::spawn(async move {
+            while let Some(done) = senders.try_join_next() {
+                response_ms.push(done.expect("join"));
+            }
+            senders.spawn(async move {
                 let t = Instant::now();
                 let r = client
                     .post(&url)
@@ -175,11 +218,10 @@ fn main() {
                     .expect("send");
                 assert_eq!(r.status(), 202);
                 t.elapsed().as_secs_f64() * 1000.0
-            }));
+            });
         }
-        let mut response_ms = Vec::new();
-        for h in handles {
-            response_ms.push(h.await.expect("join"));
+        while let Some(done) = senders.join_next().await {
+            response_ms.push(done.expect("join"));
         }
         let sent_in = started.elapsed();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -199,6 +241,9 @@ fn main() {
             return;
         }
         let drained_in = started.elapsed();
+        // Before this bench reads every record back (its own memory).
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (peak_rss, (rss_at_most, most)) = sampler.await.expect("sampler");
         let records = daemon.queue.jobs(total as usize).expect("jobs");
         let decision: Vec<f64> = records.iter().map(|r| (r.processed_ms - r.received_ms) as f64).collect();
         let reruns = records.iter().filter(|r| r.outcome == "rerun-scheduled").count();
@@ -207,6 +252,11 @@ fn main() {
             sent_in.as_secs_f64(),
             drained_in.as_secs_f64(),
             total as f64 / drained_in.as_secs_f64()
+        );
+        println!(
+            "memory: peak RSS {} MB; {} MB with the most events in flight ({most} queued or being processed)",
+            peak_rss >> 20,
+            rss_at_most >> 20
         );
         percentiles("webhook response (202, queued)", response_ms);
         percentiles("decision (accepted -> recorded)", decision);

@@ -141,7 +141,7 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             listen: "127.0.0.1:8700".into(),
-            workers: 4,
+            workers: 16,
             max_body_bytes: 10 * 1024 * 1024,
             rate_limit_per_minute: 1200,
             request_timeout_secs: 30,

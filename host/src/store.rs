@@ -97,6 +97,9 @@ struct GroupCommit {
     flushing: tokio::sync::Mutex<()>,
 }
 
+/// sled's page cache; what does not fit is read back from disk.
+const SLED_CACHE_BYTES: u64 = 64 << 20;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -111,6 +114,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(200))
+            // sled keeps pages in memory up to this (its default is 1 GiB):
+            // a daemon's memory must not grow with the records it keeps.
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open {
                 path: dir.to_path_buf(),

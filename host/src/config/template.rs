@@ -65,7 +65,7 @@ trusted_keys = []
 # The daemon (guard run): listener, intake and workers.
 [server]
 listen = "127.0.0.1:8700"
-workers = 4                      # events processed at once
+workers = 16                     # events processed at once (each mostly waits: downloads, flushes, API calls)
 max_body_bytes = 10485760        # larger webhook bodies get 413
 rate_limit_per_minute = 1200     # per endpoint and client address; 429 beyond
 request_timeout_secs = 30        # slow clients are cut off (408)

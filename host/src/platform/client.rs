@@ -31,6 +31,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Attempts per request (the first included).
 const ATTEMPTS: u32 = 4;
+/// Bytes of a downloaded log gathered before a write to its file.
+const DOWNLOAD_BUFFER: usize = 256 << 10;
 
 /// How requests are authenticated.
 #[derive(Clone)]
@@ -275,7 +277,12 @@ impl Client {
         max: u64,
     ) -> Result<Download, PlatformError> {
         let mut resp = self.send(Method::GET, path, &|rb| rb).await?;
-        let mut file = tokio::fs::File::create(dest).await?;
+        // Each write to a tokio file is a hop to the blocking pool: most
+        // logs fit in one buffer and take one.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            DOWNLOAD_BUFFER,
+            tokio::fs::File::create(dest).await?,
+        );
         let head_budget = max / 4;
         let tail_budget = max - head_budget;
         let mut written: u64 = 0;
