@@ -191,7 +191,7 @@ impl Analyzer {
             tracing::warn!("rule rejected: {e}");
         }
         // The model trained here (`guard train`) and the first pack's.
-        let shipped = packs.iter().find_map(|p| p.model.clone());
+        let shipped = packs.iter().find_map(|p| p.model.get());
         let model = match crate::learn::examples::model(runtime.db()) {
             // Trained on corpora: it stands alone.
             Ok(Some(m)) if m.standalone => Some(Arc::new(m)),

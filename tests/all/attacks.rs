@@ -404,7 +404,7 @@ async fn hostile_model_data_costs_a_pack_its_model_not_its_rules() {
             .add(&bytes, PluginSource::Embedded, "modelled.wasm")
             .await
             .unwrap();
-        assert!(p.model.is_none());
+        assert!(p.model.get().is_none());
         assert_eq!(p.rules.len(), 1);
     }
 }

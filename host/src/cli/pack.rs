@@ -178,7 +178,7 @@ pub async fn run(global: &Global, cmd: Command, out: &mut dyn Write) -> Result<u
                 p.info.description
             )?;
             writeln!(out, "  sha256 {}  {} bytes", p.sha256, p.size)?;
-            if let Some(m) = &p.model {
+            if let Some(m) = p.model.get() {
                 writeln!(
                     out,
                     "  classifier model: {} classes, {} tokens, trained on {} documents",

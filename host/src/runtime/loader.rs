@@ -29,7 +29,7 @@ use crate::store::Store as Db;
 pub use super::admission::default_grants;
 pub use super::inspect::{Inspection, version_supported};
 pub(crate) use super::plugin::Pre;
-pub use super::plugin::{Plugin, PluginKind, PluginSource, QUARANTINE_AFTER};
+pub use super::plugin::{ModelSlot, Plugin, PluginKind, PluginSource, QUARANTINE_AFTER};
 
 /// The runtime: engine, linker, compile cache and loaded plugins.
 pub struct Runtime {
@@ -294,7 +294,7 @@ impl Runtime {
             load_time,
             grants,
             rules: Vec::new(),
-            model: None,
+            model: ModelSlot::default(),
             pre,
             failures: AtomicU32::new(0),
         };
@@ -307,19 +307,13 @@ impl Runtime {
                     rules
                 }
             };
-            // A broken model costs the pack its model, not its rules.
             plugin.model = match crate::pack::model_section(bytes) {
-                Ok(Some(json)) => match crate::detect::classifier::Model::from_json(&json) {
-                    Ok(m) => Some(Arc::new(m)),
-                    Err(e) => {
-                        tracing::warn!(plugin = %plugin.info.id, "classifier model ignored: {e}");
-                        None
-                    }
-                },
-                Ok(None) => None,
+                Ok(Some(json)) => ModelSlot::parse(plugin.info.id.clone(), json),
+                Ok(None) => ModelSlot::default(),
+                // A broken section costs the pack its model, not its rules.
                 Err(e) => {
                     tracing::warn!(plugin = %plugin.info.id, "classifier model ignored: {e}");
-                    None
+                    ModelSlot::default()
                 }
             };
         }

@@ -3,8 +3,8 @@
 //! the quarantine count of consecutive failed uses.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::RuntimeError;
@@ -14,6 +14,7 @@ use super::convert::PluginInfo;
 use super::inspect::Inspection;
 use super::state::PluginState;
 use crate::caps::grants::Grants;
+use crate::detect::classifier::Model;
 use crate::model::Rule;
 
 /// Consecutive failed calls after which a plugin is quarantined.
@@ -90,7 +91,7 @@ pub struct Plugin {
     /// Rules, for packs (as shipped; compiled by the scanner).
     pub rules: Vec<Rule>,
     /// The classifier model a pack ships in its `guard-model` section.
-    pub model: Option<Arc<crate::detect::classifier::Model>>,
+    pub model: ModelSlot,
     pub(crate) pre: Pre,
     pub(crate) failures: AtomicU32,
 }
@@ -137,6 +138,64 @@ impl Plugin {
             self.failures.store(0, Ordering::Relaxed);
         } else {
             self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A pack's classifier model, parsed on a thread of its own: its JSON is a
+/// few hundred KB (about 1.5 ms to parse, a tenth of a one-shot command's
+/// start-up), and nothing needs it before the analyzer is built, so the
+/// parse overlaps loading the other plugins and compiling the rules.
+#[derive(Default)]
+pub struct ModelSlot {
+    parsed: OnceLock<Option<Arc<Model>>>,
+    parsing: Mutex<Option<std::thread::JoinHandle<Option<Arc<Model>>>>>,
+}
+
+impl ModelSlot {
+    /// A slot holding `model`.
+    pub fn ready(model: Option<Arc<Model>>) -> ModelSlot {
+        let slot = ModelSlot::default();
+        let _ = slot.parsed.set(model);
+        slot
+    }
+
+    /// Parses `json` in the background.
+    pub fn parse(plugin: String, json: Vec<u8>) -> ModelSlot {
+        let input = Arc::new((plugin, json));
+        let theirs = Arc::clone(&input);
+        let spawned = std::thread::Builder::new()
+            .name("guard-model".into())
+            .spawn(move || parse_model(&theirs.0, &theirs.1));
+        match spawned {
+            Ok(handle) => ModelSlot {
+                parsed: OnceLock::new(),
+                parsing: Mutex::new(Some(handle)),
+            },
+            // No thread to be had: parse here.
+            Err(_) => ModelSlot::ready(parse_model(&input.0, &input.1)),
+        }
+    }
+
+    /// The model, waiting for its parse if it is still under way.
+    pub fn get(&self) -> Option<Arc<Model>> {
+        self.parsed
+            .get_or_init(|| {
+                let handle = self.parsing.lock().ok().and_then(|mut h| h.take());
+                handle.and_then(|h| h.join().ok().flatten())
+            })
+            .clone()
+    }
+}
+
+/// A broken model costs the pack its model, not its rules: it is reported
+/// and read as none.
+fn parse_model(plugin: &str, json: &[u8]) -> Option<Arc<Model>> {
+    match Model::from_json(json) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!(plugin = %plugin, "classifier model ignored: {e}");
+            None
         }
     }
 }
