@@ -122,13 +122,13 @@ pub fn main() -> ExitCode {
     let mut out = anstream::stdout();
     let mut err = anstream::stderr();
     let code = rt.block_on(execute(cli, &mut out, &mut err));
-    // The command is done and what it kept is on disk: its database was
-    // closed, and synced, when `execute` returned. What is left is teardown
-    // the OS does anyway: joining the runtime's threads, and the allocator
-    // handing each of its segments back with an `madvise` of its own (a
-    // millisecond, a tenth of a one-shot command's start-up). So the output
-    // is flushed and the process leaves without it.
-    rt.shutdown_background();
+    // Dropping the runtime ends what is still running on it, and with the
+    // last holder the database closes (sled flushes and syncs on drop). What
+    // is left after that is teardown the OS does anyway: the allocator
+    // handing each of its segments back with an `madvise` of its own, about
+    // a millisecond of a one-shot command. So the output is flushed and the
+    // process leaves without it.
+    drop(rt);
     let _ = out.flush();
     let _ = err.flush();
     leave(code)
@@ -139,7 +139,8 @@ pub fn main() -> ExitCode {
 #[allow(unsafe_code)]
 fn leave(code: u8) -> ExitCode {
     // SAFETY: `_exit` ends the process at once; nothing runs after it that
-    // could observe a half-torn-down state, and the output was flushed.
+    // could observe a half-torn-down state. The runtime and the database
+    // are closed and the output is flushed.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
