@@ -311,15 +311,13 @@ impl Analyzer {
                 // a big log keeps two cores busy (a small log, one block,
                 // is scanned inline below: a thread hand-off would cost
                 // more than its scan).
-                let block = Arc::new(Block {
+                let block = Block {
                     text: std::mem::replace(&mut chunk, String::with_capacity(limits.chunk_bytes)),
                     lines: std::mem::take(&mut lines),
-                });
-                native = native.send(Arc::clone(&block)).await?;
-                if let Some(first) = block.lines.first() {
-                    self.feed_all(&mut sessions, &block.text, first.number, &mut plugin_errors)
-                        .await;
-                }
+                };
+                native = self
+                    .hand_off(native, block, &mut sessions, &mut plugin_errors)
+                    .await?;
             }
             if reader.bytes - last_progress >= 1 << 20 {
                 last_progress = reader.bytes;
@@ -329,26 +327,22 @@ impl Analyzer {
         progress(reader.bytes);
         // The last block of a big log goes to the native thread too: its
         // automata are warm there, cold on this one.
-        if let (NativeSlot::Running { .. }, Some(first)) = (&native, lines.first()) {
-            let first = first.number;
-            let block = Arc::new(Block {
+        if matches!(native, NativeSlot::Running { .. }) && !lines.is_empty() {
+            let block = Block {
                 text: std::mem::take(&mut chunk),
                 lines: std::mem::take(&mut lines),
-            });
-            native = native.send(Arc::clone(&block)).await?;
-            self.feed_all(&mut sessions, &block.text, first, &mut plugin_errors)
-                .await;
+            };
+            native = self
+                .hand_off(native, block, &mut sessions, &mut plugin_errors)
+                .await?;
         }
-        let Native {
-            mut scan,
-            mut locator,
-        } = native.idle().await?;
+        let mut native = native.idle().await?;
         if let Some(first) = lines.first() {
-            scan.block(&chunk, &lines);
-            locator.block(&chunk, &lines);
+            native.block(&chunk, &lines);
             self.feed_all(&mut sessions, &chunk, first.number, &mut plugin_errors)
                 .await;
         }
+        let Native { scan, locator } = native;
         let mut findings: Vec<(Finding, Position)> = scan
             .finish()
             .into_iter()
@@ -451,6 +445,24 @@ impl Analyzer {
         Ok(locator
             .finish(number, outcome.survived_until(), false)
             .map(|at| region_tokens(&at)))
+    }
+
+    /// Sends a block of a big log to the native thread and feeds it to the
+    /// detector plugins here meanwhile.
+    async fn hand_off(
+        &self,
+        native: NativeSlot,
+        block: Block,
+        sessions: &mut Vec<ScanSession>,
+        errors: &mut Vec<String>,
+    ) -> Result<NativeSlot, DetectError> {
+        let block = Arc::new(block);
+        let native = native.send(Arc::clone(&block)).await?;
+        if let Some(first) = block.lines.first() {
+            self.feed_all(sessions, &block.text, first.number, errors)
+                .await;
+        }
+        Ok(native)
     }
 
     async fn feed_all(
