@@ -183,6 +183,69 @@ async fn a_network_failure_is_rerun_through_the_github_api() {
     );
 }
 
+/// `Queue::complete` writes an event's record, then takes the event off the
+/// queue: a crash in between leaves both. The restarted daemon finishes such
+/// an event from its record; it neither fetches the log nor re-runs the job
+/// a second time.
+#[tokio::test]
+async fn an_event_recorded_before_a_crash_is_finished_not_processed_again() {
+    let fake = Fake::start(false).await;
+    fake.set_log("4242", NET_LOG);
+    let config = config_for(&fake);
+    let runtime = crate::util::runtime_with(config.clone(), &[]).await;
+    let daemon = Daemon::new(runtime, Platforms::from_config(&config).unwrap(), false).unwrap();
+    let job = guard::model::Job {
+        platform: guard::model::Platform::Github,
+        repository: "Codertocat/Hello-World".into(),
+        run_id: "77".into(),
+        job_id: "4242".into(),
+        job_name: "build".into(),
+        attempt: 1,
+        ..Default::default()
+    };
+    let ids = daemon
+        .queue
+        .insert_events(
+            &[guard::intake::EventKind::JobCompleted {
+                job: job.clone(),
+                status: guard::intake::JobStatus::Failed,
+            }],
+            "d-crashed",
+        )
+        .unwrap();
+    let before = JobRecord {
+        id: ids[0],
+        job,
+        outcome: "rerun-scheduled".into(),
+        notes: vec!["written before the crash".into()],
+        processed_ms: guard::store::now_ms(),
+        ..JobRecord::default()
+    };
+    daemon
+        .runtime
+        .db()
+        .tree(guard::store::Trees::JOBS)
+        .unwrap()
+        .insert(&ids[0], &before)
+        .unwrap();
+    daemon.start();
+    for _ in 0..400 {
+        if daemon.queue.depth() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        daemon.queue.depth(),
+        0,
+        "the recorded event is still queued"
+    );
+    assert_eq!(daemon.queue.job(ids[0]).unwrap(), Some(before));
+    // Time for a second processing to show, were there one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.seen().len(), 0, "processed again: {:?}", fake.seen());
+}
+
 #[tokio::test]
 async fn a_compile_failure_is_annotated_and_not_rerun() {
     let h = harness().await;

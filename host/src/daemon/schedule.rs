@@ -144,6 +144,12 @@ impl Schedule {
 
     /// Fires every due entry; returns the fire time of the next one.
     async fn fire_due(&self, platforms: &Platforms) -> Result<Option<u64>, StoreError> {
+        // What a firing wrote after its API call (the entry's removal, a
+        // retry, the audit) reaches the disk with the next firing's flush
+        // or once the due ones are done: one flush per re-run, not two.
+        // A crash in between finds the entry still `firing`, which is
+        // dropped, not repeated (see the module docs).
+        let mut unflushed = false;
         loop {
             let now = now_ms();
             // Due and not being fired, or left firing by a process that
@@ -159,6 +165,9 @@ impl Schedule {
                 true
             })?;
             let Some((k, mut s)) = claimed.into_iter().next() else {
+                if unflushed {
+                    self.store.flush_async().await?;
+                }
                 return self.next_due();
             };
             if s.firing_until_ms <= now {
@@ -209,7 +218,7 @@ impl Schedule {
                     audit(&self.store, &s, &format!("failed: {e}"));
                 }
             }
-            self.store.flush_async().await?;
+            unflushed = true;
         }
     }
 }

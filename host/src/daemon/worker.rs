@@ -36,6 +36,10 @@ pub enum ProcessError {
 impl Daemon {
     /// Processes one event into its record.
     pub(crate) async fn process(&self, ev: &QueuedEvent) -> Result<JobRecord, ProcessError> {
+        if let Some(record) = self.queue.done(ev)? {
+            // Processed before a crash; only its leaving the queue was lost.
+            return Ok(record);
+        }
         let mut record = JobRecord {
             id: ev.id,
             job: ev.event.job().clone(),
