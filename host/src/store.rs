@@ -15,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod atomic;
 mod postgres;
 mod raw;
 mod records;
 mod trees;
 mod typed;
 
+pub use atomic::Tx;
 pub use raw::PluginKv;
 pub use records::{AuditRecord, SecurityEvent};
 pub use trees::{JournalEntry, JournalKey, ScheduleKey, Trees, plugin_kv_name};
@@ -46,6 +48,9 @@ pub enum StoreError {
     /// PostgreSQL refused, or could not be reached.
     #[error("PostgreSQL: {0}")]
     Pg(String),
+    /// A transaction used a tree it was not begun with (a bug in guard).
+    #[error("tree `{0}` is not part of this transaction")]
+    NotInTransaction(&'static str),
     /// A stored key or value could not be decoded (or a value encoded).
     #[error("corrupt record in tree `{tree}`: {source}")]
     Corrupt {

@@ -100,6 +100,37 @@ async fn trees_keep_order_keyspaces_and_transactions_as_sled_does() {
     assert!(other.get(Trees::DELIVERIES, "t").unwrap().is_none());
     assert!(other.get(Trees::BASELINES, "k").unwrap().is_none());
 
+    // So does one over more trees (settling a heal uses four).
+    let trees = [
+        Trees::DELIVERIES.name(),
+        Trees::BASELINES.name(),
+        Trees::RULES.name(),
+    ];
+    let r: Result<(), _> = s.atomically(&trees, |tx| {
+        tx.tree(Trees::DELIVERIES)?.insert("t", &9)?;
+        tx.tree(Trees::BASELINES)?.insert("k", &vec![1])?;
+        Err(sled_abort())
+    });
+    assert!(r.is_err());
+    assert!(other.get(Trees::DELIVERIES, "t").unwrap().is_none());
+    assert!(other.get(Trees::BASELINES, "k").unwrap().is_none());
+    s.atomically(&trees, |tx| {
+        tx.tree(Trees::DELIVERIES)?.remove("a")?;
+        tx.tree(Trees::BASELINES)?.insert("k", &vec![2])
+    })
+    .unwrap();
+    assert!(other.get(Trees::DELIVERIES, "a").unwrap().is_none());
+    assert_eq!(other.get(Trees::BASELINES, "k").unwrap(), Some(vec![2]));
+    // A tree the transaction was not begun with is refused, as in sled.
+    let outside = s.atomically(&trees, |tx| tx.tree(Trees::QUEUE).map(|_| ()));
+    assert!(
+        matches!(
+            outside,
+            Err(guard::store::StoreError::NotInTransaction("queue"))
+        ),
+        "{outside:?}"
+    );
+
     // A plugin's own tree.
     let kv = s.plugin_kv("p").unwrap();
     kv.set(b"k1", b"v1").unwrap();

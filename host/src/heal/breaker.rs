@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, Trees, now_ms};
+use crate::store::{Store, StoreError, Trees, TxResult, TxTree, now_ms};
 
 /// Consecutive failures that open a breaker.
 pub const THRESHOLD: u32 = 3;
@@ -69,28 +69,39 @@ pub fn get(store: &Store, key: &str) -> Result<Breaker, StoreError> {
 /// Records the outcome of a heal through this breaker.
 pub fn record(store: &Store, key: &str, worked: bool) -> Result<Breaker, StoreError> {
     // One update: outcomes recorded by several replicas at once all count.
-    let b = store.tree(Trees::BREAKERS)?.update(key, |b| {
-        let mut b = b.unwrap_or(Breaker {
-            failures: 0,
-            opened_at_ms: None,
-            successes: 0,
-        });
-        if worked {
-            b.failures = 0;
-            b.opened_at_ms = None;
-            b.successes += 1;
-        } else {
-            b.failures += 1;
-            if b.failures >= THRESHOLD {
-                b.opened_at_ms = Some(now_ms());
-            }
-        }
-        Some(b)
-    })?;
+    let b = store
+        .tree(Trees::BREAKERS)?
+        .update(key, |b| Some(counted(b, worked)))?;
     // Not flushed here: the caller's completion flushes (the daemon's job
     // record, `guard exec`'s end), and an outcome lost with an unflushed
     // completion is recorded again when the completion is processed again.
     b.ok_or_else(|| StoreError::Pg("a breaker update wrote nothing".into()))
+}
+
+/// [`record`] inside a transaction (settling a heal: see
+/// `Session::settle`).
+pub(crate) fn record_in(tree: &TxTree<'_, str, Breaker>, key: &str, worked: bool) -> TxResult<()> {
+    tree.insert(key, &counted(tree.get(key)?, worked))
+}
+
+/// `b` (closed and empty when unknown) after one more outcome.
+fn counted(b: Option<Breaker>, worked: bool) -> Breaker {
+    let mut b = b.unwrap_or(Breaker {
+        failures: 0,
+        opened_at_ms: None,
+        successes: 0,
+    });
+    if worked {
+        b.failures = 0;
+        b.opened_at_ms = None;
+        b.successes += 1;
+    } else {
+        b.failures += 1;
+        if b.failures >= THRESHOLD {
+            b.opened_at_ms = Some(now_ms());
+        }
+    }
+    b
 }
 
 /// Every breaker with its key parts.

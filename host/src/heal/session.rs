@@ -263,21 +263,48 @@ impl Session {
     pub fn settle(&self, job: &Job, passed: bool) -> Result<Option<Settled>, StoreError> {
         let db = self.runtime.db();
         let key = pending_key(job);
+        // Nothing to settle: the common case is decided without a
+        // transaction (a sled transaction costs two synced log writes).
         let Some(p) = db.get(Trees::PENDING, &key)? else {
             return Ok(None);
         };
         // The same attempt again (a duplicate) says nothing about the heal.
-        if p.job_id == job.job_id && job.attempt <= p.attempt {
+        let same_attempt = |p: &Pending| p.job_id == job.job_id && job.attempt <= p.attempt;
+        if same_attempt(&p) {
             return Ok(None);
         }
-        // Taken before it is counted: of two replicas settling the same
-        // completion, one does.
-        if db.tree(Trees::PENDING)?.take(&key)?.is_none() {
+        // The pending record is taken and the outcome counted together: a
+        // process killed in between would otherwise leave the record gone
+        // and the outcome uncounted, and of two replicas settling the same
+        // completion exactly one counts it.
+        let trees = [
+            Trees::PENDING.name(),
+            Trees::BREAKERS.name(),
+            Trees::STATS.name(),
+            Trees::RULE_STATS.name(),
+        ];
+        let settled = db.atomically(&trees, |tx| {
+            let pending = tx.tree(Trees::PENDING)?;
+            let Some(p) = pending.get(&key)? else {
+                return Ok(None);
+            };
+            if same_attempt(&p) {
+                return Ok(None);
+            }
+            pending.remove(&key)?;
+            breaker::record_in(&tx.tree(Trees::BREAKERS)?, &p.breaker_key, passed)?;
+            stats::record_in(&tx.tree(Trees::STATS)?, p.category, &p.strategy, passed)?;
+            crate::learn::rule_stats::healed_in(
+                &tx.tree(Trees::RULE_STATS)?,
+                &p.rule,
+                &p.strategy,
+                passed,
+            )?;
+            Ok(Some(p))
+        })?;
+        let Some(p) = settled else {
             return Ok(None);
-        }
-        breaker::record(db, &p.breaker_key, passed)?;
-        stats::record(db, p.category, &p.strategy, passed)?;
-        crate::learn::rule_stats::healed(db, &p.rule, &p.strategy, passed)?;
+        };
         count_heal(&p.strategy, if passed { "worked" } else { "did-not-work" });
         Ok(Some(Settled {
             outcome: if passed {

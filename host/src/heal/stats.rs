@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Category;
-use crate::store::{Store, StoreError, Trees};
+use crate::store::{Store, StoreError, Trees, TxResult, TxTree};
 
 /// Outcomes of one strategy on one category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,16 +38,29 @@ pub fn record(
 ) -> Result<(), StoreError> {
     store
         .tree(Trees::STATS)?
-        .update(&key(category, strategy), |o| {
-            let mut o = o.unwrap_or_default();
-            if worked {
-                o.successes += 1;
-            } else {
-                o.failures += 1;
-            }
-            Some(o)
-        })
+        .update(&key(category, strategy), |o| Some(counted(o, worked)))
         .map(|_| ())
+}
+
+/// [`record`] inside a transaction (settling a heal).
+pub(crate) fn record_in(
+    tree: &TxTree<'_, str, Outcomes>,
+    category: Category,
+    strategy: &str,
+    worked: bool,
+) -> TxResult<()> {
+    let k = key(category, strategy);
+    tree.insert(&k, &counted(tree.get(&k)?, worked))
+}
+
+fn counted(o: Option<Outcomes>, worked: bool) -> Outcomes {
+    let mut o = o.unwrap_or_default();
+    if worked {
+        o.successes += 1;
+    } else {
+        o.failures += 1;
+    }
+    o
 }
 
 /// Every (category, strategy, outcomes).

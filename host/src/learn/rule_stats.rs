@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, Trees};
+use crate::store::{Store, StoreError, Trees, TxResult, TxTree};
 
 /// Statistics of one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,19 +38,31 @@ pub fn fired(store: &Store, rule: &str) -> Result<(), StoreError> {
 pub fn healed(store: &Store, rule: &str, strategy: &str, worked: bool) -> Result<(), StoreError> {
     store
         .tree(Trees::RULE_STATS)?
-        .update(rule, |s| {
-            let mut s = s.unwrap_or_default();
-            let e = s.strategies.entry(strategy.to_string()).or_default();
-            if worked {
-                s.healed += 1;
-                e.0 += 1;
-            } else {
-                s.not_healed += 1;
-                e.1 += 1;
-            }
-            Some(s)
-        })
+        .update(rule, |s| Some(counted(s, strategy, worked)))
         .map(|_| ())
+}
+
+/// [`healed`] inside a transaction (settling a heal).
+pub(crate) fn healed_in(
+    tree: &TxTree<'_, str, RuleStats>,
+    rule: &str,
+    strategy: &str,
+    worked: bool,
+) -> TxResult<()> {
+    tree.insert(rule, &counted(tree.get(rule)?, strategy, worked))
+}
+
+fn counted(s: Option<RuleStats>, strategy: &str, worked: bool) -> RuleStats {
+    let mut s = s.unwrap_or_default();
+    let e = s.strategies.entry(strategy.to_string()).or_default();
+    if worked {
+        s.healed += 1;
+        e.0 += 1;
+    } else {
+        s.not_healed += 1;
+        e.1 += 1;
+    }
+    s
 }
 
 /// Every rule's statistics, most fired first.

@@ -437,15 +437,15 @@ pub type TxResult<T> = Result<T, TxError>;
 pub type TxError = ConflictableTransactionError<StoreError>;
 
 /// Where a [`TxTree`]'s reads and writes go.
-enum TxHandle<'t> {
+pub(super) enum TxHandle<'t> {
     Sled(&'t TransactionalTree),
     Pg(&'t PgTx<'t>, &'t str),
 }
 
 /// One tree inside a [`transaction`].
 pub struct TxTree<'t, K: ?Sized, V> {
-    tx: TxHandle<'t>,
-    def: TreeDef<K, V>,
+    pub(super) tx: TxHandle<'t>,
+    pub(super) def: TreeDef<K, V>,
 }
 
 impl<K: ?Sized, V> fmt::Debug for TxTree<'_, K, V> {
