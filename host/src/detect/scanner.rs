@@ -93,6 +93,11 @@ impl CompiledRule {
         self.lazy(&self.regex, &self.rule.pattern)
     }
 
+    /// Whether [`CompiledRule::regex`] was compiled (or found broken).
+    fn has_regex(&self) -> bool {
+        self.regex.get().is_some()
+    }
+
     fn block(&self) -> Option<&Regex> {
         self.lazy(&self.block, &multi_line(&self.rule.pattern))
     }
