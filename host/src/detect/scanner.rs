@@ -491,6 +491,23 @@ fn multi_line(pattern: &str) -> String {
     out
 }
 
+/// The [`BlockLine`]s of `text` (lines joined by `\n`), numbered from
+/// `first`, none error-marked (tests build blocks this way).
+#[cfg(test)]
+fn block_lines(text: &str, first: u32) -> Vec<BlockLine> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (i, l) in text.split('\n').enumerate() {
+        lines.push(BlockLine {
+            number: i as u32 + first,
+            start,
+            error_marker: false,
+        });
+        start += l.len() + 1;
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,16 +565,7 @@ mod tests {
         let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
         assert!(errors.is_empty(), "{errors:?}");
         let text = "foo\nfoo bar ✓\ndone ✓\nfoo  bar";
-        let mut lines = Vec::new();
-        let mut start = 0;
-        for (i, l) in text.split('\n').enumerate() {
-            lines.push(BlockLine {
-                number: i as u32 + 10,
-                start,
-                error_marker: false,
-            });
-            start += l.len() + 1;
-        }
+        let lines = block_lines(text, 10);
         let mut scan = set.scan();
         scan.block(text, &lines);
         let found = scan.finish();
@@ -608,16 +616,8 @@ mod tests {
             set.rest
         );
         let text = "getaddrinfo ENOTFOUND a.example retrying\nOut Of Memory\n00:12 +3 -1: x\nfoo\nfoo bar\noom \u{212a}illed\nexit status 137\ngetaddrinfo ENOTFOUND b.example\nnothing";
-        let mut lines = Vec::new();
-        let mut start = 0;
-        for (i, l) in text.split('\n').enumerate() {
-            lines.push(BlockLine {
-                number: i as u32 + 1,
-                start,
-                error_marker: i == 6,
-            });
-            start += l.len() + 1;
-        }
+        let mut lines = block_lines(text, 1);
+        lines[6].error_marker = true;
         type Hit = (String, Vec<u32>, Vec<(String, String)>, u32);
         let found = |set_after: usize, naive_until: usize| {
             let mut scan = set.scan();

@@ -293,7 +293,7 @@ impl Scan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BlockLine, RuleSet};
+    use super::super::RuleSet;
     use crate::model::{Category, Rule};
 
     /// Enough candidate rules in one block that a second thread compiles
@@ -321,16 +321,7 @@ mod tests {
             .map(|i| format!("fault{i:02} in unit{i}\n"))
             .collect();
         let text = text.trim_end();
-        let mut lines = Vec::new();
-        let mut start = 0;
-        for (n, l) in text.split('\n').enumerate() {
-            lines.push(BlockLine {
-                number: n as u32 + 1,
-                start,
-                error_marker: false,
-            });
-            start += l.len() + 1;
-        }
+        let lines = super::super::block_lines(text, 1);
         let mut scan = set.scan();
         scan.block(text, &lines);
         let found = scan.finish();
