@@ -8,9 +8,12 @@
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use std::sync::Arc;
+
 use super::postgres::PgTx;
+use super::raw::RawTree;
 use super::typed::{Key, TreeDef, TxHandle, TxResult, TxTree, Value};
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 
 /// The trees of one [`Store::atomically`] transaction.
 pub struct Tx<'t> {
@@ -61,40 +64,69 @@ impl Store {
         names: &[&'static str],
         f: impl Fn(&Tx<'_>) -> TxResult<R>,
     ) -> Result<R, StoreError> {
-        // A tree twice (two keyspaces of one tree) would be two overlays
-        // of it in sled, each unaware of the other's writes.
-        let mut unique: Vec<&'static str> = Vec::with_capacity(names.len());
-        for n in names {
-            if !unique.contains(n) {
-                unique.push(n);
-            }
+        let trees = names
+            .iter()
+            .map(|n| Ok((*n, self.raw_tree(n)?)))
+            .collect::<Result<Vec<(&'static str, RawTree)>, StoreError>>()?;
+        let trees: Vec<(&'static str, &RawTree)> = trees.iter().map(|(n, t)| (*n, t)).collect();
+        run(&trees, f)
+    }
+}
+
+/// Runs `f` on `trees` (each with its name) in one transaction of their
+/// store: [`Store::atomically`] and the two-tree [`super::transaction`]
+/// both come here.
+pub(super) fn run<R>(
+    trees: &[(&'static str, &RawTree)],
+    f: impl Fn(&Tx<'_>) -> TxResult<R>,
+) -> Result<R, StoreError> {
+    // A tree twice (two keyspaces of one tree) would be two overlays of it
+    // in sled, each unaware of the other's writes.
+    let mut names: Vec<&'static str> = Vec::with_capacity(trees.len());
+    let mut unique: Vec<&RawTree> = Vec::with_capacity(trees.len());
+    for (n, t) in trees {
+        if !names.contains(n) {
+            names.push(n);
+            unique.push(t);
         }
-        let unique = &unique[..];
-        match &self.backend {
-            Backend::Sled(db) => {
-                let trees = unique
-                    .iter()
-                    .map(|n| db.open_tree(n))
-                    .collect::<Result<Vec<sled::Tree>, sled::Error>>()?;
-                trees[..]
-                    .transaction(|views| {
-                        f(&Tx {
-                            names: unique,
-                            inner: Inner::Sled(views),
-                        })
-                    })
-                    .map_err(|e| match e {
-                        TransactionError::Abort(e) => e,
-                        TransactionError::Storage(e) => StoreError::Db(e),
-                    })
-            }
-            Backend::Pg(pg) => pg.transaction(|tx| {
+    }
+    let names = &names[..];
+    let sled: Option<Vec<sled::Tree>> = unique
+        .iter()
+        .map(|t| match t {
+            RawTree::Sled(t) => Some(t.clone()),
+            RawTree::Pg { .. } => None,
+        })
+        .collect();
+    if let Some(sled) = sled {
+        return sled[..]
+            .transaction(|views| {
                 f(&Tx {
-                    names: unique,
+                    names,
+                    inner: Inner::Sled(views),
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Db(e),
+            });
+    }
+    match unique.first() {
+        Some(RawTree::Pg { pg, .. })
+            if unique
+                .iter()
+                .all(|t| matches!(t, RawTree::Pg { pg: p, .. } if Arc::ptr_eq(p, pg))) =>
+        {
+            pg.transaction(|tx| {
+                f(&Tx {
+                    names,
                     inner: Inner::Pg(tx),
                 })
-            }),
+            })
         }
+        _ => Err(StoreError::Pg(
+            "a transaction across two different stores".into(),
+        )),
     }
 }
 

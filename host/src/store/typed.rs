@@ -9,8 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use sled::IVec;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::StoreError;
 use super::postgres::PgTx;
@@ -523,38 +522,7 @@ where
     K2: Key + ?Sized,
     V2: Value,
 {
-    match (&a.raw, &b.raw) {
-        (RawTree::Sled(ta), RawTree::Sled(tb)) => (ta, tb)
-            .transaction(|(ta, tb)| {
-                f(
-                    &TxTree {
-                        tx: TxHandle::Sled(ta),
-                        def: a.def,
-                    },
-                    &TxTree {
-                        tx: TxHandle::Sled(tb),
-                        def: b.def,
-                    },
-                )
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Db(e),
-            }),
-        (RawTree::Pg { pg, name: na }, RawTree::Pg { name: nb, .. }) => pg.transaction(|tx| {
-            f(
-                &TxTree {
-                    tx: TxHandle::Pg(tx, na),
-                    def: a.def,
-                },
-                &TxTree {
-                    tx: TxHandle::Pg(tx, nb),
-                    def: b.def,
-                },
-            )
-        }),
-        _ => Err(StoreError::Pg(
-            "a transaction across two different stores".into(),
-        )),
-    }
+    super::atomic::run(&[(a.def.name(), &a.raw), (b.def.name(), &b.raw)], |tx| {
+        f(&tx.tree(a.def)?, &tx.tree(b.def)?)
+    })
 }
