@@ -12,7 +12,11 @@
 //! `GUARD_BENCH_STORE_URL=postgres://…` runs the daemon on PostgreSQL, and
 //! `GUARD_BENCH_REPLICAS=2` runs that many daemons on it in this process,
 //! each with its own listener, the webhooks spread round-robin.
-//! `GUARD_BENCH_WORKERS` sets `[server] workers` (default: guard's, 16). Also reported:
+//! `GUARD_BENCH_WORKERS` sets `[server] workers` (default: guard's, 16).
+//! `GUARD_BENCH_BURST=N` sends the first N webhooks at once, before the
+//! steady rate: N events in flight at the start. At most 64 requests are
+//! open at once (as many connections), so what the figure counts is the
+//! events held, not ten thousand sockets' buffers. Also reported:
 //! the process's peak resident set, and the most events in flight (queued
 //! or being processed) with the resident set then.
 
@@ -160,7 +164,8 @@ fn main() {
             "repository": { "full_name": "bench/repo" }
         });
         let client = reqwest::Client::new();
-        let total = rate * secs;
+        let burst: u64 = std::env::var("GUARD_BENCH_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let total = (rate * secs).max(burst);
         // Memory while events are in flight: every 50 ms the process's
         // resident set and the events queued or being processed. The load
         // generator and the fake GitHub live in this process too, so the
@@ -189,11 +194,14 @@ fn main() {
         // memory lasts until it is joined, and sixty thousand of them would
         // count against the daemon's figure.
         let mut senders = tokio::task::JoinSet::new();
+        let open = Arc::new(tokio::sync::Semaphore::new(64));
         let mut response_ms = Vec::new();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         for i in 0..total {
-            tick.tick().await;
+            if i >= burst {
+                tick.tick().await;
+            }
             let mut body = template.clone();
             body["workflow_job"]["id"] = (run * 10_000_000 + i).into();
             // One repository per event: budgets per repository would otherwise
@@ -201,11 +209,12 @@ fn main() {
             body["repository"]["full_name"] = format!("bench/repo-{run}-{i}").into();
             let bytes = serde_json::to_vec(&body).expect("json");
             let sig = guard::intake::github::sign(&bytes, SECRET);
-            let (client, url) = (client.clone(), urls[i as usize % urls.len()].clone());
+            let (client, url, open) = (client.clone(), urls[i as usize % urls.len()].clone(), open.clone());
             while let Some(done) = senders.try_join_next() {
                 response_ms.push(done.expect("join"));
             }
             senders.spawn(async move {
+                let _open = open.acquire_owned().await.expect("semaphore");
                 let t = Instant::now();
                 let r = client
                     .post(&url)

@@ -130,8 +130,12 @@ pub struct Server {
     pub api_token: Option<String>,
     /// Days a webhook delivery id is remembered for de-duplication.
     pub dedupe_days: u64,
-    /// Days job records (what guard concluded and did) are kept.
+    /// Days job records (what guard concluded and did) are kept; heals
+    /// whose verdict never came and the retry budgets of jobs on old
+    /// commits are forgotten after as long.
     pub retention_days: u64,
+    /// Days the audit trail and the security events are kept.
+    pub audit_days: u64,
     /// Seconds a worker's claim on an event lasts unless renewed (it is
     /// renewed while the worker lives); then another replica may take it.
     pub lease_secs: u64,
@@ -150,6 +154,7 @@ impl Default for Server {
             api_token: None,
             dedupe_days: 7,
             retention_days: 30,
+            audit_days: 365,
             lease_secs: 30,
         }
     }

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod catch_up;
 pub mod queue;
 pub mod redeliver;
+pub mod retention;
 pub mod schedule;
 pub mod worker;
 
@@ -96,9 +97,7 @@ impl Daemon {
                 "{dropped} re-run(s) interrupted by the last stop were not repeated (see the audit)"
             );
         }
-        let pruned = queue.prune_deliveries(runtime.config().server.dedupe_days)?;
-        let old = queue.prune_jobs(runtime.config().server.retention_days)?;
-        tracing::debug!("forgot {pruned} old delivery ids and {old} old job records");
+        forget(&queue, &runtime.config().server)?;
         let analyzer = Live::new(Arc::new(analyzer));
         Ok(Arc::new(Daemon {
             session: Session::live(runtime.clone(), analyzer.clone(), dry_run),
@@ -203,13 +202,8 @@ impl Daemon {
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = std::time::Instant::now();
-                let server = &self.runtime.config().server;
-                let pruned = self
-                    .queue
-                    .prune_deliveries(server.dedupe_days)
-                    .and_then(|a| Ok((a, self.queue.prune_jobs(server.retention_days)?)));
-                if let Err(e) = pruned {
-                    tracing::warn!("pruning old records: {e}");
+                if let Err(e) = forget(&self.queue, &self.runtime.config().server) {
+                    tracing::warn!("forgetting old records: {e}");
                 }
             }
             let busy_now = self.busy().clone();
@@ -323,4 +317,20 @@ fn runtime_id() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(now_ms());
     h.finish()
+}
+
+/// One pass of [`retention::forget`], said in the log.
+fn forget(queue: &Queue, server: &crate::config::Server) -> Result<(), StoreError> {
+    let f = retention::forget(queue, server)?;
+    if f.total() > 0 {
+        tracing::info!(
+            "forgot {} delivery ids, {} job records, {} heals with no verdict, {} job budgets, {} audit records and security events past their retention",
+            f.deliveries,
+            f.jobs,
+            f.pending,
+            f.budgets,
+            f.audit
+        );
+    }
+    Ok(())
 }

@@ -371,6 +371,17 @@ impl Store {
         self.tail(Trees::AUDIT, limit)
     }
 
+    /// Forgets audit records and security events dated before `cutoff_ms`;
+    /// returns how many.
+    pub fn expire_logs(&self, cutoff_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+        Ok(self
+            .tree(Trees::AUDIT)?
+            .expire(cutoff_ms, now_ms, |r| &mut r.at_ms)?
+            + self
+                .tree(Trees::SECURITY)?
+                .expire(cutoff_ms, now_ms, |r| &mut r.at_ms)?)
+    }
+
     /// Appends to a log-like tree keyed by a monotonically increasing id.
     fn append<V: Value>(&self, def: TreeDef<u64, V>, value: &V) -> Result<(), StoreError> {
         let id = self.generate_id()?;
@@ -496,7 +507,7 @@ mod tests {
         s.put(
             Trees::JOB_BUDGETS,
             "r\u{1f}j\u{1f}c",
-            &JobBudget { used: 2 },
+            &JobBudget { used: 2, at_ms: 9 },
         )
         .unwrap();
         s.put(Trees::REPO_BUDGETS, "r", &RepoBudget { recent: vec![7] })
@@ -504,7 +515,7 @@ mod tests {
         let raw = s.sled().open_tree("budgets").unwrap();
         assert_eq!(
             raw.get("job\u{1f}r\u{1f}j\u{1f}c").unwrap().unwrap(),
-            br#"{"used":2}"#
+            br#"{"used":2,"at_ms":9}"#
         );
         assert_eq!(
             raw.get("repo\u{1f}r").unwrap().unwrap(),

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use guard::daemon::queue::{JobRecord, Queue};
+use guard::heal::budget::JobBudget;
 use guard::intake::{EventKind, JobStatus, Parsed};
 use guard::model::{Category, Job, Platform, Rule};
 use guard::store::{Store, Trees, transaction};
@@ -87,6 +88,18 @@ async fn trees_keep_order_keyspaces_and_transactions_as_sled_does() {
     assert_eq!(jobs.len(), 4);
     assert_eq!(jobs.remove_where(|r| r.id < 3).unwrap(), 2);
     assert_eq!(s.tree(Trees::JOBS).unwrap().len(), 2);
+
+    // Expiry removes what is dated before the horizon, and dates what
+    // carries no date yet instead of removing it.
+    let budgets = s.tree(Trees::JOB_BUDGETS).unwrap();
+    for (k, at_ms) in [("old", 10), ("new", 1_000), ("undated", 0)] {
+        budgets.insert(k, &JobBudget { used: 1, at_ms }).unwrap();
+    }
+    let theirs = other.tree(Trees::JOB_BUDGETS).unwrap();
+    assert_eq!(theirs.expire(500, 2_000, |b| &mut b.at_ms).unwrap(), 1);
+    assert!(budgets.get("old").unwrap().is_none());
+    assert_eq!(budgets.get("undated").unwrap().unwrap().at_ms, 2_000);
+    assert_eq!(budgets.get("new").unwrap().unwrap().at_ms, 1_000);
 
     // A transaction writes both trees or neither.
     let d = s.tree(Trees::DELIVERIES).unwrap();

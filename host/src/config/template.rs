@@ -73,6 +73,7 @@ max_event_attempts = 5           # then the event goes to the dead letters (guar
 max_log_bytes = 268435456        # job logs are cut beyond this
 dedupe_days = 7                  # delivery ids remembered to ignore replays
 retention_days = 30              # job records kept for the API and the dashboard
+audit_days = 365                 # the audit trail and security events kept
 # api_token = "${GUARD_API_TOKEN}"   # require a bearer token on /api/*
 
 # Shared PostgreSQL database, for several replicas of guard run (README:

@@ -16,6 +16,9 @@ const HOUR_MS: u64 = 60 * 60 * 1000;
 pub struct JobBudget {
     /// Re-runs started.
     pub used: u32,
+    /// When the last one was started (ms): budgets of old commits expire.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// Re-runs started in a repository (timestamps within the last hour).
@@ -67,6 +70,7 @@ pub fn spend(store: &Store, repository: &str, job: &str, commit: &str) -> Result
     store.tree(Trees::JOB_BUDGETS)?.update(&jk, |jb| {
         let mut jb = jb.unwrap_or_default();
         jb.used += 1;
+        jb.at_ms = now_ms();
         Some(jb)
     })?;
     spend_repo(store, repository)
@@ -96,6 +100,7 @@ pub(crate) fn spend_once(
             p.insert(pending_key, pending)?;
             let mut jb = b.get(&jk)?.unwrap_or_default();
             jb.used += 1;
+            jb.at_ms = now_ms();
             b.insert(&jk, &jb)?;
             Ok(true)
         },
@@ -117,6 +122,15 @@ fn spend_repo(store: &Store, repository: &str) -> Result<(), StoreError> {
     })?;
     // Not flushed here, for the reason `breaker::record` gives.
     Ok(())
+}
+
+/// Forgets the budgets of jobs on commits last re-run before `cutoff_ms`
+/// (one record per commit would otherwise accumulate for good); returns
+/// how many. Repository budgets are one per repository and stay.
+pub fn expire(store: &Store, cutoff_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+    store
+        .tree(Trees::JOB_BUDGETS)?
+        .expire(cutoff_ms, now_ms, |b| &mut b.at_ms)
 }
 
 /// Every job budget: (repository, job, commit, used).

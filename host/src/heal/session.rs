@@ -28,7 +28,7 @@ use crate::metrics::{self, labels};
 use crate::model::{Category, Evidence, Finding, Job};
 use crate::runtime::Runtime;
 use crate::runtime::healer::{Effect, HealOptions, HealOutcome};
-use crate::store::{StoreError, Trees};
+use crate::store::{Store, StoreError, Trees, now_ms};
 
 /// What came of a job, in one word — the same words in `guard exec`'s
 /// report and the daemon's job records.
@@ -130,9 +130,27 @@ pub(crate) struct Pending {
     category: Category,
     rule: String,
     breaker_key: String,
+    /// When the heal was started (ms): a verdict that never comes (the
+    /// re-run cancelled, its webhook lost) leaves the record to expire.
+    #[serde(default)]
+    at_ms: u64,
 }
 
 impl Pending {
+    /// A heal of job `job_id` started at `at_ms`, for tests elsewhere.
+    #[cfg(test)]
+    pub(crate) fn started(job_id: &str, at_ms: u64) -> Pending {
+        Pending {
+            job_id: job_id.into(),
+            attempt: 1,
+            strategy: "rerun".into(),
+            category: Category::Network,
+            rule: String::new(),
+            breaker_key: String::new(),
+            at_ms,
+        }
+    }
+
     /// Whether both are the heal of the same attempt of the same job.
     pub(crate) fn same_attempt(&self, other: &Pending) -> bool {
         self.job_id == other.job_id && self.attempt == other.attempt
@@ -149,6 +167,13 @@ fn pending_key(job: &Job) -> String {
         job.job_name,
         job.commit.as_deref().unwrap_or("")
     )
+}
+
+/// Forgets heals started before `cutoff_ms` whose verdict never came;
+/// returns how many.
+pub fn expire_pending(db: &Store, cutoff_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+    db.tree(Trees::PENDING)?
+        .expire(cutoff_ms, now_ms, |p| &mut p.at_ms)
 }
 
 /// Whether a heal of `job` waits for its verdict (a success of a job with
@@ -528,6 +553,7 @@ impl Session {
                         category,
                         rule: d.rule.clone().unwrap_or_default(),
                         breaker_key: breaker::key(&target.repository, &target.job, &step.strategy),
+                        at_ms: now_ms(),
                     };
                     budget::spend_once(
                         db,

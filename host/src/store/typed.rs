@@ -417,6 +417,55 @@ impl<K: Key + ?Sized, V: Value> Tree<K, V> {
         self.raw.remove_keys(&keys)
     }
 
+    /// Removes every record whose date (`date(record)`, ms) is before
+    /// `cutoff_ms`; returns how many. Each removal is conditional on the
+    /// record as read, so one a concurrent writer renewed meanwhile is
+    /// judged again rather than lost. A record dated 0, written before its
+    /// kind carried a date, is dated `now_ms` instead: it ages from here,
+    /// neither kept for ever nor dropped at once. Records that do not
+    /// decode are left alone.
+    pub fn expire(
+        &self,
+        cutoff_ms: u64,
+        now_ms: u64,
+        date: impl Fn(&mut V) -> &mut u64 + Send + Sync,
+    ) -> Result<usize, StoreError> {
+        let def = self.def;
+        let mut due = Vec::new();
+        for item in self.raw() {
+            let (k, v) = item?;
+            if let Ok(mut v) = def.decode_value(&v) {
+                let at = *date(&mut v);
+                if at == 0 || at < cutoff_ms {
+                    due.push(k.to_vec());
+                }
+            }
+        }
+        let mut removed = 0;
+        for k in due {
+            let mut gone = false;
+            self.raw.update(&k, &mut |old| {
+                gone = false;
+                let bytes = old?;
+                let Ok(mut v) = def.decode_value(bytes) else {
+                    return Some(bytes.to_vec());
+                };
+                let at = date(&mut v);
+                if *at == 0 {
+                    *at = now_ms;
+                    return Some(def.encode_value(&v).unwrap_or_else(|_| bytes.to_vec()));
+                }
+                if *at < cutoff_ms {
+                    gone = true;
+                    return None;
+                }
+                Some(bytes.to_vec())
+            })?;
+            removed += usize::from(gone);
+        }
+        Ok(removed)
+    }
+
     /// Removes every record whose key (after the keyspace prefix) starts
     /// with `prefix`, a leading part of a key layout; returns how many.
     pub(super) fn remove_prefix(&self, prefix: &[u8]) -> Result<usize, StoreError> {
