@@ -213,6 +213,13 @@ async fn an_event_recorded_before_a_crash_is_finished_not_processed_again() {
             "d-crashed",
         )
         .unwrap();
+    // The life before the crash claimed it (a lease that has run out),
+    // processed it and wrote its record, then died before it left the queue.
+    let claimed = daemon
+        .queue
+        .claim("previous-life", 0, &std::collections::HashSet::new(), 1)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
     let before = JobRecord {
         id: ids[0],
         job,
