@@ -196,15 +196,23 @@ impl Daemon {
         let max_attempts = self.runtime.config().server.max_event_attempts;
         let mut stop = self.stop.subscribe();
         let mut last_prune = std::time::Instant::now();
+        let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             if *stop.borrow() {
                 return;
             }
-            if last_prune.elapsed() > Duration::from_secs(3600) {
+            // A pass reads whole trees: on the blocking pool, not in the
+            // way of claims, and never two at once.
+            if last_prune.elapsed() > Duration::from_secs(3600)
+                && pruning.as_ref().is_none_or(|p| p.is_finished())
+            {
                 last_prune = std::time::Instant::now();
-                if let Err(e) = forget(&self.queue, &self.runtime.config().server) {
-                    tracing::warn!("forgetting old records: {e}");
-                }
+                let d = self.clone();
+                pruning = Some(tokio::task::spawn_blocking(move || {
+                    if let Err(e) = forget(&d.queue, &d.runtime.config().server) {
+                        tracing::warn!("forgetting old records: {e}");
+                    }
+                }));
             }
             let busy_now = self.busy().clone();
             let lease_ms = self.lease_ms();
