@@ -398,17 +398,15 @@ impl Queue {
         self.jobs.get(&id)
     }
 
-    /// Removes job records processed more than `days` ago.
-    pub fn prune_jobs(&self, days: u64) -> Result<usize, StoreError> {
-        let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
+    /// Removes job records processed before `cutoff_ms`.
+    pub fn prune_jobs(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         // Ids follow receipt, not completion (retries finish late): look at all.
-        self.jobs.remove_where(|r| r.processed_ms < cutoff)
+        self.jobs.remove_where(|r| r.processed_ms < cutoff_ms)
     }
 
-    /// Forgets delivery ids and facts older than `days`.
-    pub fn prune_deliveries(&self, days: u64) -> Result<usize, StoreError> {
-        let cutoff = now_ms().saturating_sub(days.saturating_mul(86_400_000));
-        self.deliveries.remove_where(|at| *at < cutoff)
+    /// Forgets delivery ids and facts seen before `cutoff_ms`.
+    pub fn prune_deliveries(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        self.deliveries.remove_where(|at| *at < cutoff_ms)
     }
 }
 
@@ -498,7 +496,7 @@ mod tests {
         q.complete(&old).await.unwrap();
         assert_eq!(q.jobs_count(), 2);
         assert_eq!(
-            q.prune_jobs(30).unwrap(),
+            q.prune_jobs(now_ms() - 30 * 86_400_000).unwrap(),
             1,
             "the record from 1970 is pruned"
         );

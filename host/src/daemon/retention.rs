@@ -43,8 +43,8 @@ pub fn forget(queue: &Queue, server: &Server) -> Result<Forgotten, StoreError> {
     let before = |days: u64| now.saturating_sub(days.saturating_mul(DAY_MS));
     let store = queue.store();
     Ok(Forgotten {
-        deliveries: queue.prune_deliveries(server.dedupe_days)?,
-        jobs: queue.prune_jobs(server.retention_days)?,
+        deliveries: queue.prune_deliveries(before(server.dedupe_days))?,
+        jobs: queue.prune_jobs(before(server.retention_days))?,
         pending: session::expire_pending(store, before(server.retention_days), now)?,
         budgets: budget::expire(store, before(server.retention_days), now)?,
         audit: store.expire_logs(before(server.audit_days), now)?,
