@@ -6,9 +6,11 @@
 //!   Aho-Corasick pass over the block finds the rules' required literals
 //!   ([`literals`]); a rule's own regex runs only on the lines holding one
 //!   of its literals. Nothing else is compiled: the literal automaton takes
-//!   well under a millisecond to build, each rule's regex is compiled the
-//!   first time a line could match it, so a small `guard detect` starts in
-//!   a few milliseconds instead of compiling hundreds of regexes.
+//!   well under a millisecond to build, and a rule is compiled the first
+//!   time a line could match it — only as far as that line needs (an ASCII
+//!   line, the common case, takes a fifth of the full regex's compile time;
+//!   see [`line_regex`]) — so a small `guard detect` starts in a few
+//!   milliseconds instead of compiling hundreds of regexes.
 //! - **Big logs** (past that): one multi-line `RegexSet` of every rule,
 //!   built once on demand, says which rules match anywhere in a block — for
 //!   almost every block, none — and only those are searched. Its build cost
@@ -17,16 +19,19 @@
 //! Either way each hit is verified on its own line with the rule as
 //! written (captures, `unless`), in line order.
 
+mod line_regex;
 mod literals;
 pub mod plans;
 mod scan;
 
 pub use scan::{BlockLine, RuleHit, Scan};
 
+use line_regex::LineRegex;
+
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::model::Rule;
 
@@ -71,40 +76,26 @@ struct CompiledRule {
     cost: usize,
     /// Strings of which every match contains one (ASCII case folded).
     literals: Option<literals::Required>,
-    regex: OnceLock<Option<Regex>>,
+    /// Its pattern, checking one line.
+    regex: LineRegex,
+    /// Its pattern in a block of lines (`^`/`$` at line ends).
     block: OnceLock<Option<Regex>>,
-    unless: OnceLock<Option<Regex>>,
+    /// Its `unless` pattern, checking one line.
+    unless: LineRegex,
 }
 
 impl CompiledRule {
-    fn lazy<'a>(&self, cell: &'a OnceLock<Option<Regex>>, pattern: &str) -> Option<&'a Regex> {
-        cell.get_or_init(|| match build(pattern) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                // Checked at load; only reachable if limits differ.
-                tracing::error!(rule = %self.rule.id, "rule regex failed to compile late: {e}");
-                None
-            }
-        })
-        .as_ref()
-    }
-
-    fn regex(&self) -> Option<&Regex> {
-        self.lazy(&self.regex, &self.rule.pattern)
-    }
-
-    /// Whether [`CompiledRule::regex`] was compiled (or found broken).
-    fn has_regex(&self) -> bool {
-        self.regex.get().is_some()
-    }
-
     fn block(&self) -> Option<&Regex> {
-        self.lazy(&self.block, &multi_line(&self.rule.pattern))
-    }
-
-    fn unless(&self) -> Option<&Regex> {
-        let pattern = self.rule.unless.as_deref()?;
-        self.lazy(&self.unless, pattern)
+        self.block
+            .get_or_init(|| match line_regex::build(&multi_line(&self.rule.pattern)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // Checked at load; only reachable if limits differ.
+                    tracing::error!(rule = %self.rule.id, "rule regex failed to compile late: {e}");
+                    None
+                }
+            })
+            .as_ref()
     }
 }
 
@@ -283,9 +274,9 @@ impl RuleSet {
                     source: source.to_string(),
                     cost,
                     literals,
-                    regex: OnceLock::new(),
+                    regex: LineRegex::default(),
                     block: OnceLock::new(),
-                    unless: OnceLock::new(),
+                    unless: LineRegex::default(),
                 }),
                 Err(message) => errors.push(err(message)),
             }
@@ -393,19 +384,6 @@ fn build_set<'a>(
         .size_limit(RULE_SIZE_LIMIT.saturating_mul(n).min(TOTAL_SIZE_LIMIT))
         .dfa_size_limit(64 << 20)
         .build()
-}
-
-fn build(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(RULE_SIZE_LIMIT)
-        .dfa_size_limit(RULE_SIZE_LIMIT)
-        .build()
-        .map_err(|e| {
-            format!(
-                "does not compile: {}",
-                e.to_string().lines().last().unwrap_or_default().trim()
-            )
-        })
 }
 
 /// What a pattern costs compiled (its NFA's heap size), or why it cannot
