@@ -124,15 +124,18 @@ struct Prefilter {
     /// The rules each literal (by pattern id) belongs to.
     owners: Vec<Vec<usize>>,
     /// Built when a log proves longer than [`NAIVE_BYTES`]: building it
-    /// takes milliseconds, a tenth of a small log's whole run, and searching
-    /// each literal in a few kilobytes takes microseconds.
+    /// takes about 9 ms for the standard pack's 1,700 literals, most of a
+    /// small log's whole run, while searching them one by one takes about
+    /// 0.12 ms per KiB.
     automaton: OnceLock<Option<AhoCorasick>>,
     /// Bytes searched one by one so far, by every scan of this set.
     naive_bytes: std::sync::atomic::AtomicUsize,
 }
 
-/// How much of a log the literals are searched one by one (see [`Prefilter`]).
-pub const NAIVE_BYTES: usize = 32 << 10;
+/// How much of a log the literals are searched one by one (see
+/// [`Prefilter`]): about the automaton's build time in searching, so no
+/// log pays more than twice the better choice in hindsight.
+pub const NAIVE_BYTES: usize = 64 << 10;
 
 impl Prefilter {
     fn build(rules: &[CompiledRule]) -> Option<Prefilter> {
@@ -208,10 +211,12 @@ impl Prefilter {
             }
             return;
         }
-        // ASCII lower case keeps every byte offset.
+        // ASCII lower case keeps every byte offset. memchr's SIMD search
+        // takes a sixth of the time of `str::match_indices` here (0.5 ms
+        // for a 4 KiB block and the standard pack's 1,700 literals).
         let lower = block.to_ascii_lowercase();
         for (id, lit) in self.literals.iter().enumerate() {
-            for (at, _) in lower.match_indices(lit.as_str()) {
+            for at in memchr::memmem::find_iter(lower.as_bytes(), lit.as_bytes()) {
                 f(id, at);
             }
         }

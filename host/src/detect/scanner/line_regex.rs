@@ -80,21 +80,23 @@ impl LineRegex {
                 <= CHEAP_BYTES
     }
 
-    /// Whether checking `line` now would compile nothing.
-    pub(super) fn is_ready_for(&self, line: &str) -> bool {
-        self.has_full() || (self.ascii.get().is_some() && self.may_be_cheap(line))
+    /// Whether lines of `bytes` in all, all ASCII or not (`ascii`), would
+    /// be checked the cheap way: else the full regex is the better buy.
+    pub(super) fn would_be_cheap(&self, bytes: usize, ascii: bool) -> bool {
+        ascii && self.has_cheap_room(bytes)
     }
 
-    /// Compiles what checking `line` would use (the helper thread of a
-    /// small log's first block does this ahead of the checks).
-    pub(super) fn prepare_for(&self, pattern: &str, rule: &str, line: &str) {
-        if !(self.may_be_cheap(line) && self.ascii(pattern).is_some()) {
+    /// Whether the engine `cheap` names is compiled.
+    pub(super) fn is_ready(&self, cheap: bool) -> bool {
+        self.has_full() || (cheap && self.ascii.get().is_some())
+    }
+
+    /// Compiles the engine `cheap` names (the full regex if the ASCII one
+    /// cannot be built). Once the full regex exists every line uses it.
+    pub(super) fn prepare(&self, pattern: &str, rule: &str, cheap: bool) {
+        if !(cheap && self.ascii(pattern).is_some()) {
             self.full(pattern, rule);
         }
-    }
-
-    fn may_be_cheap(&self, line: &str) -> bool {
-        line.is_ascii() && self.has_cheap_room(line.len())
     }
 
     /// The ASCII-only engine; `None` if the pattern needs Unicode.

@@ -167,49 +167,73 @@ impl Scan {
         });
         self.candidates.sort_unstable();
         self.candidates.dedup();
-        let ahead = self.not_compiled(block, lines);
+        let plans = self.plans(block, lines);
+        let ahead: Vec<(usize, bool)> = plans
+            .iter()
+            .copied()
+            .filter(|&(rule, cheap)| {
+                self.set
+                    .rules
+                    .get(rule)
+                    .is_some_and(|r| !r.regex.is_ready(cheap))
+            })
+            .collect();
         let set = Arc::clone(&self.set);
         std::thread::scope(|scope| {
             if ahead.len() >= COMPILE_AHEAD_MIN {
                 // The candidates are verified in rule order here; the
                 // helper compiles from the other end, and the two meet in
-                // the middle (a regex being compiled by one is waited for
+                // the middle (an engine being compiled by one is waited for
                 // by the other). No thread, no help: this one compiles all.
                 let _ = std::thread::Builder::new()
                     .name("guard-compile".into())
                     .spawn_scoped(scope, || {
-                        for &(rule, li) in ahead.iter().rev() {
+                        for &(rule, cheap) in ahead.iter().rev() {
                             if let Some(r) = set.rules.get(rule) {
-                                let line = line_text(block, lines, li);
-                                r.regex.prepare_for(&r.rule.pattern, &r.rule.id, line);
+                                r.regex.prepare(&r.rule.pattern, &r.rule.id, cheap);
                             }
                         }
                     });
             }
+            let mut plan = plans.iter();
+            let mut last = None;
             for i in 0..self.candidates.len() {
                 let (rule, li) = self.candidates[i];
+                if last != Some(rule) {
+                    last = Some(rule);
+                    // Decided for the block as a whole: a rule whose
+                    // candidate lines would outrun its cheap share compiles
+                    // its full regex now rather than after paying for both.
+                    if let (Some(&(_, false)), Some(r)) = (plan.next(), set.rules.get(rule)) {
+                        r.regex.prepare(&r.rule.pattern, &r.rule.id, false);
+                    }
+                }
                 self.verify_line(rule, block, lines, li);
             }
         });
     }
 
-    /// The candidate rules whose check would compile something, in order,
-    /// each with its first candidate line.
-    fn not_compiled(&self, block: &str, lines: &[BlockLine]) -> Vec<(usize, usize)> {
-        let mut out: Vec<(usize, usize)> = Vec::new();
-        for &(rule, li) in &self.candidates {
-            if out.last().is_some_and(|&(r, _)| r == rule) {
-                continue;
+    /// Per candidate rule, in order: whether its candidate lines in this
+    /// block are checked the cheap way (see `line_regex.rs`).
+    fn plans(&self, block: &str, lines: &[BlockLine]) -> Vec<(usize, bool)> {
+        let mut out: Vec<(usize, bool)> = Vec::new();
+        let mut i = 0;
+        while let Some(&(rule, _)) = self.candidates.get(i) {
+            let (mut bytes, mut ascii) = (0usize, true);
+            while let Some(&(r, li)) = self.candidates.get(i)
+                && r == rule
+            {
+                let line = line_text(block, lines, li);
+                bytes = bytes.saturating_add(line.len());
+                ascii &= line.is_ascii();
+                i += 1;
             }
-            let line = line_text(block, lines, li);
-            if self
+            let cheap = self
                 .set
                 .rules
                 .get(rule)
-                .is_some_and(|r| !r.regex.is_ready_for(line))
-            {
-                out.push((rule, li));
-            }
+                .is_some_and(|r| r.regex.would_be_cheap(bytes, ascii));
+            out.push((rule, cheap));
         }
         out
     }
@@ -360,5 +384,47 @@ mod tests {
                 "{finding:?}"
             );
         }
+    }
+
+    /// A block mixing ASCII lines, lines with Unicode words, and more
+    /// candidate lines than a rule checks the cheap way: every hit and
+    /// every capture is what the rule as written finds.
+    #[test]
+    fn cheap_and_full_checks_find_what_the_rule_as_written_finds() {
+        let rule = |id: &str, pattern: &str| Rule {
+            id: id.into(),
+            category: Category::Test,
+            failure_type: "t".into(),
+            pattern: pattern.into(),
+            unless: Some(r"(?i)ignored\b".into()),
+            confidence: 0.9,
+            remedies: vec![],
+            description: String::new(),
+        };
+        let rules = [
+            rule("word", r"fault in (?P<unit>\w+)"),
+            rule("many", r"retry (?P<n>\d+) of"),
+        ];
+        let (set, errors) = RuleSet::compile(rules.iter().map(|r| ("p", r)));
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut text =
+            String::from("fault in módulo_1\nfault in core_2\nfault in x IGNORED\nretry ٣ of 3");
+        // Past the cheap share of `many`, some lines not ASCII.
+        for i in 0..400 {
+            text.push_str(&format!("\nretry {i} of 400 {}", "·".repeat(i % 2)));
+        }
+        let lines = super::super::block_lines(&text, 1);
+        let mut scan = set.scan();
+        scan.block(&text, &lines);
+        let found = scan.finish();
+        let by = |id: &str| found.iter().find(|(f, _)| f.rule == id).unwrap();
+        let (word, hit) = by("word");
+        assert_eq!(hit.count, 2, "{word:?}");
+        let units: Vec<&str> = word.facts.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(units, ["módulo_1", "core_2"]);
+        let (many, hit) = by("many");
+        assert_eq!(hit.count, 401);
+        assert_eq!(many.evidence.last().map(|e| e.line), Some(404));
+        assert!(many.facts.iter().any(|(_, v)| v == "٣"), "{:?}", many.facts);
     }
 }
