@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -103,8 +104,28 @@ enum Command {
     Config(config_cmd::Command),
 }
 
+/// Whether this process is the `guard` binary, which ends as soon as its
+/// command returns (set by [`main`]; tests call [`execute`] in-process).
+static ENDS_AFTER_COMMAND: AtomicBool = AtomicBool::new(false);
+
+/// Lets go of what a command built — its runtime, plugins and rule set —
+/// once the command is done with it; the store must have been flushed. In
+/// the `guard` binary nothing is taken apart: the process ends next and the
+/// OS takes the memory back whole, where freeing a rule set and its plugins
+/// item by item took 0.6–0.8 ms of a small log's 13 ms `guard detect`
+/// (the database, flushed, is as a crash would leave it, which sled
+/// recovers). In-process it is dropped here, which closes the database.
+pub(crate) fn let_go<T>(value: T) {
+    if ENDS_AFTER_COMMAND.load(Ordering::Relaxed) {
+        std::mem::forget(value);
+    } else {
+        drop(value);
+    }
+}
+
 /// Entry point of the `guard` binary.
 pub fn main() -> ExitCode {
+    ENDS_AFTER_COMMAND.store(true, Ordering::Relaxed);
     let cli = Cli::parse();
     init_tracing(&cli.global.log_level, cli.global.log_format == "json");
     let rt = match tokio::runtime::Builder::new_multi_thread()

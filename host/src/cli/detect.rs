@@ -107,6 +107,8 @@ pub async fn run(
             }
         }
     }
+    analyzer.runtime().db().flush_async().await?;
+    super::let_go(analyzer);
     Ok(if failed { 2 } else { 0 })
 }
 
