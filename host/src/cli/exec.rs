@@ -183,7 +183,25 @@ pub async fn run(
             let _ = writeln!(err, "guard: {summary}");
         }
         for note in &h.notes {
-            let _ = writeln!(err, "guard: {}", note.trim_end());
+            let note = note.trim_end();
+            // An annotation's title is the summary just printed: said once,
+            // its body follows it.
+            let body = h
+                .summary
+                .as_deref()
+                .and_then(|s| note.strip_prefix(s))
+                .filter(|rest| rest.is_empty() || rest.starts_with('\n'));
+            match body {
+                Some(body) => {
+                    let body = body.trim_start_matches('\n');
+                    if !body.is_empty() {
+                        let _ = writeln!(err, "{body}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(err, "guard: {note}");
+                }
+            }
         }
         if let Some(s) = settled {
             h.notes.insert(0, s.note);
@@ -259,6 +277,7 @@ pub async fn run(
             .with_context(|| format!("writing report {}", path.display()))?;
     }
     runtime.db().flush()?;
+    super::let_go((session, runtime));
     Ok(exit.clamp(0, 255) as u8)
 }
 
