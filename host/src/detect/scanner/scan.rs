@@ -3,7 +3,7 @@
 //! [`SET_AFTER_BYTES`], the big-log way (the one set) after, each hit
 //! verified on its own line.
 
-use super::{KEEP_FIRST, KEEP_LAST, MAX_FACTS, NAIVE_BYTES, RuleSet, SET_AFTER_BYTES};
+use super::{INDEX_BYTES, KEEP_FIRST, KEEP_LAST, MAX_FACTS, RuleSet, SET_AFTER_BYTES};
 use std::sync::Arc;
 
 /// Rules to compile before a second thread helps: a rule's check takes
@@ -46,8 +46,8 @@ pub struct Scan {
     bytes: usize,
     /// Past this many bytes, the big-log way.
     pub(super) set_after: usize,
-    /// Up to this many bytes, literals are searched one by one.
-    pub(super) naive_until: usize,
+    /// Up to this many bytes, literals are found through the index.
+    pub(super) index_until: usize,
 }
 
 /// A line of a block: its number in the original log, where it starts in
@@ -86,7 +86,7 @@ impl Scan {
             candidates: Vec::new(),
             bytes: 0,
             set_after: SET_AFTER_BYTES,
-            naive_until: NAIVE_BYTES,
+            index_until: INDEX_BYTES,
         }
     }
 
@@ -159,7 +159,7 @@ impl Scan {
         };
         self.candidates.clear();
         let candidates = &mut self.candidates;
-        p.for_each_match(block, self.naive_until, |pattern, at| {
+        p.for_each_match(block, self.index_until, |pattern, at| {
             let li = line_at(lines, at);
             for &rule in &p.owners[pattern] {
                 candidates.push((rule, li));
