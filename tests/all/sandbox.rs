@@ -271,6 +271,43 @@ async fn the_compile_cache_skips_recompilation() {
     );
 }
 
+/// A plugin's `info` is kept beside its compiled code, so a warm one-shot
+/// start does not instantiate it to ask; but only for the limits it was
+/// asked under: a plugin that cannot be instantiated within tighter ones
+/// is still refused at load.
+#[tokio::test]
+async fn a_kept_plugin_info_never_admits_a_plugin_the_limits_refuse() {
+    let cache = tempfile::tempdir().unwrap();
+    let load = |memory_mib: u64| {
+        let cache = cache.path().to_path_buf();
+        async move {
+            let mut config = Config::default();
+            config.limits.memory_mib = memory_mib;
+            let mut rt =
+                Runtime::one_shot(Arc::new(config), Store::temporary().unwrap(), Some(cache))
+                    .unwrap();
+            rt.load_file(std::path::Path::new(guests::GUEST_GREEDY))
+                .await
+                .map(|p| p.info.id.clone())
+        }
+    };
+    assert_eq!(load(64).await.unwrap(), "guest-greedy");
+    let kept = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".info.json")
+        })
+        .count();
+    assert_eq!(kept, 1, "the answer is kept");
+    assert_eq!(load(64).await.unwrap(), "guest-greedy");
+    let refused = load(1).await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 #[tokio::test]
 async fn a_plugin_dir_overrides_an_embedded_plugin_by_id() {
     let dir = tempfile::tempdir().unwrap();

@@ -148,7 +148,7 @@ pub fn rule_from_wit(r: wit::Rule) -> model::Rule {
 }
 
 /// Plugin self-description.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginInfo {
     /// Id (grants are keyed by it).
     pub id: String,

@@ -277,11 +277,18 @@ impl Runtime {
                 Pre::Pack(PatternPackPre::new(instance_pre).map_err(instantiate_err)?)
             }
         };
-        // Until `info` answers, the plugin is known by its file name and has
-        // no grants.
-        let provisional = self.context_for(name, Arc::new(Grants::none()), None, false);
-        let mut store = new_store(&self.engine, provisional);
-        let info = self.call_info(&pre, &mut store, &origin).await?;
+        let info = match self.cache.info(&sha256, &self.config.limits) {
+            Some(info) => info,
+            None => {
+                // Until `info` answers, the plugin is known by its file name
+                // and has no grants.
+                let provisional = self.context_for(name, Arc::new(Grants::none()), None, false);
+                let mut store = new_store(&self.engine, provisional);
+                let info = self.call_info(&pre, &mut store, &origin).await?;
+                self.cache.keep_info(&sha256, &self.config.limits, &info);
+                info
+            }
+        };
         let grants = self.admit(&info, &source, &sha256, &origin)?;
         let mut plugin = Plugin {
             info,
