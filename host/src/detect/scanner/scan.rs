@@ -167,8 +167,8 @@ impl Scan {
         });
         self.candidates.sort_unstable();
         self.candidates.dedup();
-        let plans = self.plans(block, lines);
-        let ahead: Vec<(usize, bool)> = plans
+        let cheap = self.cheapness(block, lines);
+        let ahead: Vec<(usize, bool)> = cheap
             .iter()
             .copied()
             .filter(|&(rule, cheap)| {
@@ -195,7 +195,7 @@ impl Scan {
                         }
                     });
             }
-            let mut plan = plans.iter();
+            let mut cheapness = cheap.iter();
             let mut last = None;
             for i in 0..self.candidates.len() {
                 let (rule, li) = self.candidates[i];
@@ -204,7 +204,7 @@ impl Scan {
                     // Decided for the block as a whole: a rule whose
                     // candidate lines would outrun its cheap share compiles
                     // its full regex now rather than after paying for both.
-                    if let (Some(&(_, false)), Some(r)) = (plan.next(), set.rules.get(rule)) {
+                    if let (Some(&(_, false)), Some(r)) = (cheapness.next(), set.rules.get(rule)) {
                         r.regex.prepare(&r.rule.pattern, &r.rule.id, false);
                     }
                 }
@@ -215,7 +215,7 @@ impl Scan {
 
     /// Per candidate rule, in order: whether its candidate lines in this
     /// block are checked the cheap way (see `line_regex.rs`).
-    fn plans(&self, block: &str, lines: &[BlockLine]) -> Vec<(usize, bool)> {
+    fn cheapness(&self, block: &str, lines: &[BlockLine]) -> Vec<(usize, bool)> {
         let mut out: Vec<(usize, bool)> = Vec::new();
         let mut i = 0;
         while let Some(&(rule, _)) = self.candidates.get(i) {
