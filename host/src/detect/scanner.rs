@@ -239,6 +239,9 @@ impl RuleSet {
     ) -> (Arc<RuleSet>, Vec<RuleError>) {
         let mut compiled: Vec<CompiledRule> = Vec::new();
         let mut errors = Vec::new();
+        // Where each accepted id was defined (a search of `compiled` per
+        // rule was quadratic: 100,000 comparisons for the standard pack).
+        let mut seen: std::collections::HashMap<&'a str, &'a str> = Default::default();
         for (source, rule) in rules {
             let err = |message: String| RuleError {
                 pack: source.to_string(),
@@ -249,11 +252,8 @@ impl RuleSet {
                 errors.push(err("empty rule id".into()));
                 continue;
             }
-            if let Some(prev) = compiled.iter().find(|c| c.rule.id == rule.id) {
-                errors.push(err(format!(
-                    "duplicate id (already defined by {})",
-                    prev.source
-                )));
+            if let Some(prev) = seen.get(rule.id.as_str()) {
+                errors.push(err(format!("duplicate id (already defined by {prev})")));
                 continue;
             }
             let checked = match plans.get(rule) {
@@ -273,15 +273,18 @@ impl RuleSet {
                 }),
             };
             match checked {
-                Ok((cost, literals)) => compiled.push(CompiledRule {
-                    rule: rule.clone(),
-                    source: source.to_string(),
-                    cost,
-                    literals,
-                    regex: LineRegex::default(),
-                    block: OnceLock::new(),
-                    unless: LineRegex::default(),
-                }),
+                Ok((cost, literals)) => {
+                    seen.insert(&rule.id, source);
+                    compiled.push(CompiledRule {
+                        rule: rule.clone(),
+                        source: source.to_string(),
+                        cost,
+                        literals,
+                        regex: LineRegex::default(),
+                        block: OnceLock::new(),
+                        unless: LineRegex::default(),
+                    });
+                }
                 Err(message) => errors.push(err(message)),
             }
         }

@@ -75,7 +75,12 @@ impl Plans {
     /// The plan of `rule`, if a compile made one.
     pub(super) fn get(&mut self, rule: &Rule) -> Option<(usize, Option<Required>)> {
         let k = key(rule);
-        let plan = self.known.get(&k).cloned()?;
+        // Taken, not copied: a plan serves one rule text, and a second
+        // rule with the same texts finds it among the used ones.
+        let plan = match self.known.remove(&k) {
+            Some(plan) => plan,
+            None => self.used.get(&k)?.clone(),
+        };
         let out = (
             plan.cost,
             plan.literals.clone().map(|literals| Required {
