@@ -15,8 +15,8 @@
 //! and few: the PikeVM is slow per byte and the full regex fast once built,
 //! so past [`CHEAP_BYTES`] of lines — a big log, or a daemon's hundredth
 //! small one — the full regex is compiled and kept. Any other line, or a
-//! pattern that needs Unicode to compile at all (`\p{…}`), gets the full
-//! regex.
+//! pattern that cannot compile without Unicode (a `\p{…}` class, or a
+//! non-ASCII character in a class), gets the full regex.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
